@@ -1,0 +1,115 @@
+"""The model interface: one request type, one result type, one async method.
+
+Backends (OpenAI-compatible HTTP, in-process transformers, fake responders)
+implement `ChatModel.complete`; caching and retries are wrappers around it, so
+no backend carries its own copy of that logic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from societas.types import ActionSpec
+
+Message = Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChatRequest:
+    """A chat completion request, independent of any provider.
+
+    `replicate` distinguishes otherwise identical requests sampled at
+    temperature > 0, so that a cache does not collapse their variance; it is
+    drawn from the agent's seeded generator, so a rerun asks for the same
+    replicates and replays them.
+    """
+
+    messages: tuple[Message, ...]
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    top_p: float | None = None
+    constraint: ActionSpec | None = None
+    replicate: int = 0
+    seed: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def canonical(self, model: str) -> str:
+        """Canonical JSON of everything that determines the reply (the cache key's input)."""
+        return json.dumps(
+            {
+                "model": model,
+                "messages": [dict(m) for m in self.messages],
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+                "top_p": self.top_p,
+                "constraint": None if self.constraint is None else self.constraint.to_dict(),
+                "replicate": self.replicate if self.temperature > 0 else 0,
+                "seed": self.seed,
+                "extra": dict(self.extra),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    def key(self, model: str) -> str:
+        return hashlib.sha256(self.canonical(model).encode()).hexdigest()
+
+    def params(self) -> dict[str, Any]:
+        """Sampling parameters as recorded in the llm_calls table."""
+        out: dict[str, Any] = {"temperature": self.temperature}
+        if self.max_tokens is not None:
+            out["max_tokens"] = self.max_tokens
+        if self.top_p is not None:
+            out["top_p"] = self.top_p
+        if self.seed is not None:
+            out["seed"] = self.seed
+        if self.temperature > 0:
+            out["replicate"] = self.replicate
+        if self.constraint is not None:
+            out["constraint"] = self.constraint.to_dict()
+        return out
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A model's reply with the cost of getting it."""
+
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cache_hit: bool = False
+    attempts: int = 1
+    errors: tuple[str, ...] = ()
+
+
+class ModelError(RuntimeError):
+    """A request that failed for good (after any retries)."""
+
+
+class TransientModelError(ModelError):
+    """A failure worth retrying (429, 5xx, timeout, broken connection).
+
+    `retry_after` carries the server's Retry-After in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """Anything that answers chat requests. `name` is the model spec it was made from."""
+
+    name: str
+
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
+
+    async def aclose(self) -> None: ...

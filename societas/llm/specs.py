@@ -1,0 +1,137 @@
+"""Model specs ("openai:gpt-4o-mini", "hf:/path", "fake:first") and the backends behind them.
+
+`make_model` turns a spec string into a ready ChatModel: the provider's
+backend, wrapped with retries on transient failures and a response cache.
+Backends are imported only when a spec asks for them, so `import societas`
+stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from societas.llm.base import ChatModel
+
+StructuredOutputs = Literal["auto", "vllm", "json_schema", "none"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelSpec:
+    """A parsed model spec. `base_url` is set for `openai:NAME@URL`."""
+
+    provider: str
+    name: str
+    base_url: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.name}" + (f"@{self.base_url}" if self.base_url else "")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelOptions:
+    """How to reach and treat a model; the `llm:` section of a config.
+
+    `max_in_flight` bounds concurrent requests per endpoint (base URL), shared
+    by every agent using it. `structured_outputs` picks how action specs become
+    output constraints: `auto` asks the endpoint what it is (vLLM lists its
+    models as owned by "vllm"), `vllm` sends `structured_outputs` in the body,
+    `json_schema` sends `response_format`, `none` relies on parsing alone.
+    """
+
+    timeout_s: float = 60.0
+    max_retries: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_in_flight: int = 64
+    structured_outputs: StructuredOutputs = "auto"
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    cache_path: Path | None = None
+    send_seed: bool = False
+    api_key_env: str = "OPENAI_API_KEY"
+    hf_device: str = "auto"
+    hf_batch_size: int = 16
+    hf_dtype: str = "auto"
+
+
+BackendFactory = Callable[[ModelSpec, ModelOptions], ChatModel]
+_BACKENDS: dict[str, BackendFactory] = {}
+
+
+def register_backend(provider: str, factory: BackendFactory) -> None:
+    """Make `provider:NAME` specs resolve to models built by `factory`."""
+    _BACKENDS[provider] = factory
+
+
+def providers() -> list[str]:
+    return sorted(set(_BACKENDS) | {"openai", "hf", "fake"})
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """Parse a spec string; raise ValueError with the accepted forms when it is malformed."""
+    forms = "openai:NAME, openai:NAME@http://HOST:PORT/v1, hf:PATH, fake:RESPONDER"
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ValueError(f"model spec {spec!r} is not PROVIDER:NAME (e.g. {forms})")
+    provider, _, rest = spec.partition(":")
+    if provider not in providers():
+        raise ValueError(f"model spec {spec!r}: unknown provider {provider!r}; known: {', '.join(providers())}")
+    if not rest:
+        raise ValueError(f"model spec {spec!r} names no model (e.g. {forms})")
+    base_url = None
+    if provider in ("openai", "vllm") and "@" in rest:
+        rest, _, base_url = rest.partition("@")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"model spec {spec!r}: the base URL after @ must start with http:// or https://")
+        if not rest:
+            raise ValueError(f"model spec {spec!r} names no model before @")
+    if provider == "fake":
+        from societas.llm.fake import RESPONDERS
+
+        if rest not in RESPONDERS:
+            raise ValueError(f"model spec {spec!r}: unknown fake responder; known: {', '.join(sorted(RESPONDERS))}")
+    return ModelSpec(provider=provider, name=rest, base_url=base_url)
+
+
+def _openai(spec: ModelSpec, options: ModelOptions) -> ChatModel:
+    from societas.llm.openai_backend import OpenAIChatModel
+
+    return OpenAIChatModel(spec, options)
+
+
+def _hf(spec: ModelSpec, options: ModelOptions) -> ChatModel:
+    from societas.llm.hf import HFChatModel
+
+    return HFChatModel(spec, options)
+
+
+def _fake(spec: ModelSpec, options: ModelOptions) -> ChatModel:
+    from societas.llm.fake import FakeModel, get_responder
+
+    return FakeModel(str(spec), get_responder(spec.name))
+
+
+register_backend("openai", _openai)
+register_backend("hf", _hf)
+register_backend("fake", _fake)
+
+
+def make_model(spec: str | ModelSpec, options: ModelOptions | None = None) -> ChatModel:
+    """Build the model a spec names, with retries and (when `cache_path` is set) a response cache."""
+    from societas.llm.cache import CachedModel, ResponseCache
+    from societas.llm.retry import RetryingModel
+
+    options = options or ModelOptions()
+    parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
+    model: ChatModel = _BACKENDS[parsed.provider](parsed, options)
+    if parsed.provider != "fake":
+        model = RetryingModel(
+            model,
+            max_retries=options.max_retries,
+            backoff_base_s=options.backoff_base_s,
+            backoff_max_s=options.backoff_max_s,
+        )
+    if options.cache_path is not None:
+        model = CachedModel(model, ResponseCache(options.cache_path))
+    return model
