@@ -1,0 +1,44 @@
+"""PettingZoo environments and the registry that names them.
+
+Importing this package registers the built-in games by "module:attribute", so
+it stays cheap: PettingZoo and the game modules load on the first `make()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from societas.environments.registry import (
+    ENTRY_POINT_GROUP,
+    EnvironmentEntry,
+    UnknownEnvironmentError,
+    make,
+    register,
+    registered,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "EnvironmentEntry",
+    "RepeatedMatrixGame",
+    "UnknownEnvironmentError",
+    "make",
+    "register",
+    "registered",
+]
+
+register(
+    "repeated-matrix-game",
+    "societas.environments.matrix_game:RepeatedMatrixGame",
+    description="Repeated 2x2 games (Prisoner's Dilemma, Battle of the Sexes, the 144 ordinal games) "
+    "with the prompts of Akata et al. (2023).",
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Environment classes load on first use, like the registry's factories.
+    if name == "RepeatedMatrixGame":
+        from societas.environments.matrix_game import RepeatedMatrixGame
+
+        return RepeatedMatrixGame
+    raise AttributeError(f"module 'societas.environments' has no attribute {name!r}")
