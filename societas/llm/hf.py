@@ -1,0 +1,522 @@
+"""In-process transformers backend (`hf:PATH`): batched generation and choice by scoring.
+
+Concurrent `complete` calls are queued and served by one worker thread in
+batches of up to `ModelOptions.hf_batch_size`: one left-padded `generate` call
+for free replies, one scoring pass for choice constraints. The event loop never
+waits on torch. Sampling draws each row's tokens from its own generator, seeded
+from the request, inside a single greedy `generate` call, so a reply does not
+depend on which other requests happened to share its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import math
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        GenerationConfig,
+        LogitsProcessor,
+        LogitsProcessorList,
+    )
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "hf: model specs need torch and transformers; install them with: pip install 'societas[hf]'"
+    ) from exc
+
+from societas.llm.base import ChatRequest, ChatResult, Message, ModelError
+from societas.llm.specs import ModelOptions, ModelSpec
+
+DEFAULT_MAX_TOKENS = 256
+"""Reply length when a request sets no max_tokens: room to reason before an answer marker."""
+
+BATCH_WINDOW_S = 0.002
+"""How long the worker waits for more requests before starting a batch that is not full."""
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+}
+
+
+def resolve_device(name: str) -> str:
+    """`auto` means the first CUDA GPU when torch sees one, else the CPU; other names pass through."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """`auto` is bfloat16 (float16 on GPUs without it) on CUDA and float32 elsewhere."""
+    if name == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise ValueError(
+            f"ModelOptions.hf_dtype {name!r} is not one of: auto, {', '.join(sorted(_DTYPES))}"
+        ) from None
+
+
+def request_seed(request: ChatRequest) -> int:
+    """The sampling seed of a request: its seed, replicate and messages, hashed.
+
+    Hashing the messages too keeps two agents that drew the same replicate from
+    sharing one stream of random numbers.
+    """
+    payload = json.dumps(
+        [request.seed, request.replicate, [dict(m) for m in request.messages]],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return int.from_bytes(hashlib.blake2b(payload.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def plain_chat_prompt(messages: Sequence[Message]) -> str:
+    """The prompt for tokenizers without a chat template: "role: content" lines, then "assistant:"."""
+    lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
+    return "\n".join([*lines, "assistant:"])
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: ChatRequest
+    future: asyncio.Future[ChatResult]
+    t0: float
+
+
+@dataclass(slots=True)
+class _Outcome:
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class _Row:
+    """One request's place in a batch."""
+
+    index: int
+    request: ChatRequest
+    prompt_ids: list[int]
+    continuations: list[list[int]] = field(default_factory=list)
+
+
+class _RowSampler(LogitsProcessor):
+    """Turns a greedy `generate` into per-row decoding: greedy rows keep their scores,
+    sampled rows draw one token from their own generator (inverse CDF, so each step
+    costs each row exactly one uniform draw), and rows past their own max_tokens end.
+    """
+
+    def __init__(
+        self,
+        *,
+        prompt_width: int,
+        temperatures: list[float],
+        top_ps: list[float],
+        seeds: list[int | None],
+        max_new: list[int],
+        eos_id: int | None,
+    ) -> None:
+        self.prompt_width = prompt_width
+        self.temperatures = temperatures
+        self.top_ps = top_ps
+        self.max_new = max_new
+        self.eos_id = eos_id
+        self.sampled = [i for i, t in enumerate(temperatures) if t > 0]
+        self.generators: dict[int, torch.Generator] = {}
+        for i in self.sampled:
+            g = torch.Generator(device="cpu")
+            g.manual_seed(int(seeds[i] or 0))
+            self.generators[i] = g
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        step = input_ids.shape[1] - self.prompt_width
+        scores = scores.float()
+        if self.sampled:
+            rows = torch.tensor(self.sampled, device=scores.device)
+            temps = torch.tensor([self.temperatures[i] for i in self.sampled], device=scores.device)
+            probs = torch.softmax(scores[rows] / temps[:, None], dim=-1)
+            top_p = [self.top_ps[i] for i in self.sampled]
+            if min(top_p) < 1.0:
+                probs, order = probs.sort(dim=-1, descending=True)
+                before = probs.cumsum(dim=-1) - probs
+                limit = torch.tensor(top_p, device=scores.device)[:, None]
+                probs = probs.masked_fill(before >= limit, 0.0)
+            else:
+                order = None
+            cdf = probs.cumsum(dim=-1)
+            u = torch.cat([torch.rand(1, generator=self.generators[i]) for i in self.sampled])
+            target = u.to(scores.device)[:, None] * cdf[:, -1:]
+            pos = torch.searchsorted(cdf, target, right=True)
+            last = (probs > 0).sum(dim=-1, keepdim=True) - 1 if order is not None else probs.shape[-1] - 1
+            pos = torch.minimum(pos, torch.as_tensor(last, device=scores.device))
+            tokens = pos if order is None else order.gather(1, pos)
+            forced = torch.full_like(scores[rows], -math.inf)
+            forced.scatter_(1, tokens, 0.0)
+            scores[rows] = forced
+        if self.eos_id is not None:
+            for i, limit in enumerate(self.max_new):
+                if step >= limit:
+                    scores[i] = -math.inf
+                    scores[i, self.eos_id] = 0.0
+        return scores
+
+
+class HFChatModel:
+    """A local transformers checkpoint served in-process (`hf:PATH`), loaded on first use.
+
+    `batches_run` counts the batches the worker has run (each one `generate`
+    call and/or one scoring pass), `generate_calls` and `score_passes` the model
+    calls inside them: fewer batches than requests means batching worked.
+    A result's `latency_s` counts from the call, queueing included, as a client sees it.
+    """
+
+    def __init__(
+        self, spec: ModelSpec, options: ModelOptions, *, batch_window_s: float = BATCH_WINDOW_S
+    ) -> None:
+        self.name = str(spec)
+        self.path = spec.name
+        self.options = options
+        self.batch_size = max(1, int(options.hf_batch_size))
+        self.batch_window_s = batch_window_s
+        self.device = resolve_device(options.hf_device)
+        self.dtype = resolve_dtype(options.hf_dtype, self.device)
+        self.batches_run = 0
+        self.generate_calls = 0
+        self.score_passes = 0
+        self.tokenizer: Any = None
+        self.model: Any = None
+        self._eos_ids: list[int] = []
+        self._pad_id = 0
+        self._keeps_logits = False
+        self._max_positions: int | None = None
+        self._load_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="societas-hf")
+        self._pending: list[_Pending] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # Loading and prompt building (run in the worker thread, or directly by tests and tools).
+
+    def load(self) -> None:
+        """Load tokenizer and weights if not yet done; blocking, so `complete` calls it off the loop."""
+        with self._load_lock:
+            if self.model is not None:
+                return
+            path = Path(self.path).expanduser()
+            if not path.exists():
+                raise ModelError(f"{self.name}: no model directory at {path} (hf: takes a local path)")
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(path)
+                model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype)
+            except Exception as exc:
+                raise ModelError(f"{self.name}: cannot load a causal LM from {path}: {exc}") from exc
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+                tokenizer.pad_token = tokenizer.eos_token
+            model.to(self.device)
+            model.eval()
+            self._eos_ids = self._find_eos_ids(tokenizer, model)
+            self._pad_id = (
+                tokenizer.pad_token_id
+                if tokenizer.pad_token_id is not None
+                else (self._eos_ids[0] if self._eos_ids else 0)
+            )
+            self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+            self._max_positions = getattr(model.config, "max_position_embeddings", None)
+            self.tokenizer, self.model = tokenizer, model
+
+    @staticmethod
+    def _find_eos_ids(tokenizer: Any, model: Any) -> list[int]:
+        ids: list[int] = []
+        gen_eos = getattr(model.generation_config, "eos_token_id", None)
+        for value in (tokenizer.eos_token_id, gen_eos):
+            for i in value if isinstance(value, (list, tuple)) else [value]:
+                if i is not None and int(i) not in ids:
+                    ids.append(int(i))
+        return ids
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def format_prompt(self, messages: Sequence[Message]) -> str:
+        """The prompt text: the tokenizer's chat template, else `plain_chat_prompt`."""
+        self.load()
+        if self.has_chat_template:
+            return self.tokenizer.apply_chat_template(
+                [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+            )
+        return plain_chat_prompt(messages)
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the prompt; a chat template brings its own special tokens."""
+        text = self.format_prompt(messages)
+        ids = self.tokenizer(text, add_special_tokens=not self.has_chat_template)["input_ids"]
+        return list(ids)
+
+    def continuation_ids(self, option: str) -> list[int]:
+        """Token ids of an option as the reply's start (after "assistant:" a space comes first)."""
+        self.load()
+        text = option if self.has_chat_template else " " + option
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # The ChatModel protocol.
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        if self._closed:
+            raise ModelError(f"{self.name}: the model was closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A new event loop (e.g. a second asyncio.run): requests of the old one are dead.
+            self._loop = loop
+            self._pending = []
+            self._dispatcher = None
+        pending = _Pending(request, loop.create_future(), time.perf_counter())
+        self._pending.append(pending)
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = loop.create_task(self._dispatch())
+        return await pending.future
+
+    async def aclose(self) -> None:
+        """Fail queued requests, let a running batch finish, and free the weights."""
+        self._closed = True
+        pending, self._pending = self._pending, []
+        for p in pending:
+            if not p.future.done():
+                p.future.set_exception(ModelError(f"{self.name}: the model was closed"))
+        dispatcher = self._dispatcher
+        if dispatcher is not None and not dispatcher.done():
+            try:
+                if dispatcher.get_loop() is asyncio.get_running_loop():
+                    await dispatcher
+            except Exception:
+                pass  # its requests already got their outcome
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.model = None
+        self.tokenizer = None
+        if self.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    async def _dispatch(self) -> None:
+        """Serve queued requests in batches until the queue is empty, then end (restarted on demand)."""
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            if len(self._pending) < self.batch_size and self.batch_window_s > 0:
+                await asyncio.sleep(self.batch_window_s)
+            live = [p for p in self._pending if not p.future.done()]
+            batch, self._pending = live[: self.batch_size], live[self.batch_size :]
+            if not batch:
+                continue
+            try:
+                outcomes = await loop.run_in_executor(
+                    self._executor, self._run_batch, [p.request for p in batch]
+                )
+            except RuntimeError as exc:  # the executor was shut down by aclose
+                outcomes = [_Outcome(error=ModelError(f"{self.name}: {exc}")) for _ in batch]
+            now = time.perf_counter()
+            for p, out in zip(batch, outcomes, strict=True):
+                if p.future.done():
+                    continue
+                if out.error is not None:
+                    p.future.set_exception(out.error)
+                else:
+                    p.future.set_result(
+                        ChatResult(
+                            text=out.text,
+                            model=self.name,
+                            prompt_tokens=out.prompt_tokens,
+                            completion_tokens=out.completion_tokens,
+                            latency_s=now - p.t0,
+                        )
+                    )
+
+    # The worker thread.
+
+    def _run_batch(self, requests: list[ChatRequest]) -> list[_Outcome]:
+        """One batch: choice requests scored, the rest generated; errors stay per request."""
+        outcomes = [_Outcome() for _ in requests]
+        try:
+            self.load()
+        except Exception as exc:
+            return [_Outcome(error=exc) for _ in requests]
+        choice_rows: list[_Row] = []
+        gen_rows: list[_Row] = []
+        for i, request in enumerate(requests):
+            spec = request.constraint
+            is_choice = spec is not None and spec.kind == "choice"
+            try:
+                row = _Row(i, request, self.prompt_ids(request.messages))
+                if is_choice:
+                    row.continuations = [self.continuation_ids(c) for c in spec.choices]
+            except Exception as exc:
+                outcomes[i].error = ModelError(f"{self.name}: cannot build the prompt: {exc}")
+                continue
+            needed = len(row.prompt_ids) + max((len(c) for c in row.continuations), default=1)
+            if self._max_positions and needed > self._max_positions:
+                outcomes[i].error = ModelError(
+                    f"{self.name}: the prompt has {len(row.prompt_ids)} tokens; "
+                    f"the model reads at most {self._max_positions}"
+                )
+                continue
+            (choice_rows if is_choice else gen_rows).append(row)
+        with torch.inference_mode():
+            for rows, run in ((choice_rows, self._choose), (gen_rows, self._generate)):
+                if not rows:
+                    continue
+                try:
+                    run(rows, outcomes)
+                except Exception as exc:
+                    for row in rows:
+                        outcomes[row.index].error = ModelError(f"{self.name}: {type(exc).__name__}: {exc}")
+        self.batches_run += 1
+        return outcomes
+
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            if s:
+                ids[r, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+                mask[r, width - len(s) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _generate(self, rows: list[_Row], outcomes: list[_Outcome]) -> None:
+        ids, mask = self._left_pad([r.prompt_ids for r in rows])
+        max_new = [
+            max(1, r.request.max_tokens if r.request.max_tokens is not None else DEFAULT_MAX_TOKENS)
+            for r in rows
+        ]
+        if self._max_positions:  # a reply ends where the model's context does
+            room = [self._max_positions - len(r.prompt_ids) for r in rows]
+            max_new = [min(n, k) for n, k in zip(max_new, room, strict=True)]
+        sampler = _RowSampler(
+            prompt_width=ids.shape[1],
+            temperatures=[max(0.0, float(r.request.temperature)) for r in rows],
+            top_ps=[1.0 if r.request.top_p is None else float(r.request.top_p) for r in rows],
+            seeds=[request_seed(r.request) for r in rows],
+            max_new=max_new,
+            eos_id=self._eos_ids[0] if self._eos_ids else None,
+        )
+        config = GenerationConfig(
+            max_new_tokens=max(max_new),
+            do_sample=False,
+            num_beams=1,
+            temperature=1.0,
+            top_p=1.0,
+            pad_token_id=self._pad_id,
+            eos_token_id=self._eos_ids or None,
+        )
+        out = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            generation_config=config,
+            logits_processor=LogitsProcessorList([sampler]),
+        )
+        self.generate_calls += 1
+        new_tokens = out[:, ids.shape[1] :].tolist()
+        eos = set(self._eos_ids)
+        for row, tokens, limit in zip(rows, new_tokens, max_new, strict=True):
+            reply: list[int] = []
+            for t in tokens[:limit]:
+                if t in eos:
+                    break
+                reply.append(t)
+            outcomes[row.index].text = self.tokenizer.decode(reply, skip_special_tokens=True).strip()
+            outcomes[row.index].prompt_tokens = len(row.prompt_ids)
+            outcomes[row.index].completion_tokens = len(reply)
+
+    def _option_logprobs(self, rows: list[_Row]) -> list[list[float]]:
+        """Sum of token log-probabilities of each row's continuations after its prompt, batched."""
+        seqs = [(r, k) for r in rows for k in range(len(r.continuations))]
+        scores = [[0.0] * len(r.continuations) for r in rows]
+        position = {id(r): n for n, r in enumerate(rows)}
+        for start in range(0, len(seqs), self.batch_size):
+            chunk = seqs[start : start + self.batch_size]
+            full = [r.prompt_ids + r.continuations[k] for r, k in chunk]
+            ids, mask = self._left_pad(full)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            longest = max(len(r.continuations[k]) for r, k in chunk)
+            kwargs: dict[str, Any] = {"logits_to_keep": longest + 1} if self._keeps_logits else {}
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs).logits
+            self.score_passes += 1
+            logprobs = torch.log_softmax(logits[:, -(longest + 1) :].float(), dim=-1)
+            for b, (r, k) in enumerate(chunk):
+                cont = r.continuations[k]
+                n = len(cont)
+                if n == 0:
+                    continue
+                # Logits at kept position j predict the token after it; the last one is unused.
+                preds = logprobs[b, longest - n : longest]
+                target = torch.tensor(cont, device=preds.device)[:, None]
+                scores[position[id(r)]][k] = float(preds.gather(1, target).sum())
+        return scores
+
+    def _choose(self, rows: list[_Row], outcomes: list[_Outcome]) -> None:
+        """Greedy: the best-scoring option (first on ties); sampled: drawn from the options' softmax."""
+        all_scores = self._option_logprobs(rows)
+        for row, scores in zip(rows, all_scores, strict=True):
+            spec = row.request.constraint
+            assert spec is not None
+            best = _pick_option(scores, row.request)
+            text = spec.choices[best]
+            if spec.answer_marker is not None:
+                text = f"{spec.answer_marker} {text}"
+            outcomes[row.index].text = text
+            outcomes[row.index].prompt_tokens = len(row.prompt_ids)
+            outcomes[row.index].completion_tokens = len(row.continuations[best])
+
+
+def _pick_option(scores: list[float], request: ChatRequest) -> int:
+    """Argmax (first of equals) at temperature 0; else a seeded draw from softmax(scores / T), top_p."""
+    if request.temperature <= 0:
+        return max(range(len(scores)), key=lambda i: (scores[i], -i))
+    t = float(request.temperature)
+    top = max(scores)
+    weights = [math.exp((s - top) / t) for s in scores]
+    total = sum(weights)
+    probs = [w / total for w in weights]
+    top_p = 1.0 if request.top_p is None else float(request.top_p)
+    if top_p < 1.0:
+        kept: set[int] = set()
+        mass = 0.0
+        for i in sorted(range(len(probs)), key=lambda i: (-probs[i], i)):
+            if mass >= top_p:
+                break
+            kept.add(i)
+            mass += probs[i]
+        probs = [p if i in kept else 0.0 for i, p in enumerate(probs)]
+    g = torch.Generator(device="cpu")
+    g.manual_seed(request_seed(request))
+    u = float(torch.rand(1, generator=g)) * sum(probs)
+    acc = 0.0
+    for i, p in enumerate(probs):
+        acc += p
+        if p > 0 and u < acc:
+            return i
+    return max(i for i, p in enumerate(probs) if p > 0)
