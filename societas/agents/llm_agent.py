@@ -1,0 +1,147 @@
+"""Language-model agents: prompt, ask, parse, retry with the error shown, fall back.
+
+Prompts are laid out for prefix caching: the environment's static rules first,
+then the persona, then the history and question, byte-identical across calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from societas.llm.base import ChatModel, ChatRequest, ModelError
+from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation
+
+RETRY_PROMPT = "Your answer could not be used: {error} Please answer the question again."
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LLMAgentOptions:
+    """How a language-model agent asks. `max_attempts` counts the first try."""
+
+    persona: str | None = None
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    max_attempts: int = 3
+    social_chain_of_thought: bool = False
+    send_seed: bool = False
+
+
+@dataclass(slots=True)
+class _Answer:
+    value: object
+    valid: bool
+    retries: int
+    reply: str | None
+
+
+class LLMAgent:
+    """An agent whose decisions come from a chat model."""
+
+    kind = "llm"
+
+    def __init__(
+        self,
+        name: str,
+        model: ChatModel,
+        *,
+        rng: np.random.Generator,
+        options: LLMAgentOptions | None = None,
+        policy: str = "llm",
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.model = model.name
+        self._client = model
+        self._rng = rng
+        self.options = options or LLMAgentOptions()
+        self._system_cache: tuple[str, str] | None = None
+
+    def _system(self, rules: str) -> str:
+        # The same rules text recurs every round; build the system message once.
+        cached = self._system_cache
+        if cached is not None and cached[0] == rules:
+            return cached[1]
+        persona = self.options.persona
+        text = rules if not persona else f"{rules}\n\n{persona}"
+        self._system_cache = (rules, text)
+        return text
+
+    async def act(self, observation: Observation) -> Action:
+        calls: list[LLMCall] = []
+        system = {"role": "system", "content": self._system(observation.system)}
+        prediction = None
+        prefix: list[dict[str, str]] = [system]
+        if self.options.social_chain_of_thought and observation.prediction is not None:
+            q = observation.prediction
+            pred = await self._ask(prefix, q.prompt, q.spec, calls, "prediction")
+            prediction = pred.value
+            prefix = [*prefix, {"role": "user", "content": q.prompt},
+                      {"role": "assistant", "content": str(pred.value)}]
+        answer = await self._ask(prefix, observation.prompt, observation.spec, calls, "action")
+        return Action(
+            value=answer.value,
+            policy=self.policy,
+            model=self.model,
+            valid=answer.valid,
+            retries=answer.retries,
+            prediction=prediction,
+            latency_s=sum(c.latency_s for c in calls),
+            prompt_tokens=sum(c.prompt_tokens for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            cache_hit=bool(calls) and all(c.cache_hit for c in calls),
+            calls=tuple(calls),
+        )
+
+    async def _ask(
+        self,
+        prefix: list[dict[str, str]],
+        prompt: str,
+        spec: ActionSpec,
+        calls: list[LLMCall],
+        purpose: str,
+    ) -> _Answer:
+        """Ask until the reply parses, showing the model why it did not; then fall back."""
+        opts = self.options
+        messages = [*prefix, {"role": "user", "content": prompt}]
+        for attempt in range(opts.max_attempts):
+            replicate = int(self._rng.integers(2**31)) if opts.temperature > 0 else 0
+            request = ChatRequest(
+                messages=tuple(messages),
+                temperature=opts.temperature,
+                max_tokens=opts.max_tokens,
+                constraint=spec,
+                replicate=replicate,
+                seed=replicate if opts.send_seed else None,
+            )
+            t0 = time.perf_counter()
+            try:
+                result = await self._client.complete(request)
+            except ModelError as exc:
+                # The endpoint failed for good (after the retry wrapper's backoff):
+                # record it and play the default rather than lose the episode.
+                calls.append(LLMCall(
+                    model=self.model, messages=request.messages, params=request.params(),
+                    reply=None, error=str(exc), latency_s=time.perf_counter() - t0,
+                    prompt_tokens=0, completion_tokens=0, cache_hit=False,
+                    attempt=attempt, purpose=purpose,
+                ))
+                return _Answer(spec.default, False, attempt, None)
+            error = None
+            try:
+                value = spec.parse(result.text)
+            except InvalidAction as exc:
+                error = str(exc)
+            calls.append(LLMCall(
+                model=self.model, messages=request.messages, params=request.params(),
+                reply=result.text, error=error, latency_s=result.latency_s,
+                prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                cache_hit=result.cache_hit, attempt=attempt, purpose=purpose,
+            ))
+            if error is None:
+                return _Answer(value, True, attempt, result.text)
+            messages = [*messages, {"role": "assistant", "content": result.text},
+                        {"role": "user", "content": RETRY_PROMPT.format(error=error)}]
+        return _Answer(spec.default, False, opts.max_attempts - 1, None)
