@@ -1,0 +1,255 @@
+"""Experiment configs: YAML in, a validated, frozen ExperimentConfig out.
+
+Every mistake becomes a `ConfigError` whose message is one line naming the
+file, the field and what was expected, so the CLI can print it and exit 2.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from societas.agents.factory import check_policy
+from societas.llm.specs import parse_model_spec
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message is meant for the user as is."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvironmentConfig(_Strict):
+    """Which game, with which parameters; `vary` lists values to sweep (a grid over keys)."""
+
+    id: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    vary: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from societas.environments import registered
+
+        known = registered()
+        if v not in known:
+            raise ValueError(f"unknown environment {v!r}; registered: {', '.join(sorted(known))}")
+        return v
+
+    def variants(self) -> list[dict[str, Any]]:
+        """Every parameter set the sweep covers, in a fixed order."""
+        if not self.vary:
+            return [dict(self.params)]
+        keys = list(self.vary)
+        return [dict(self.params, **dict(zip(keys, combo, strict=True)))
+                for combo in itertools.product(*(self.vary[k] for k in keys))]
+
+
+class AgentConfig(_Strict):
+    """One member of the population (or `count` identical members named NAME-1..NAME-count)."""
+
+    name: str
+    policy: str
+    model: str | None = None
+    count: int = Field(default=1, ge=1)
+    persona: str | None = None
+    social_chain_of_thought: bool = False
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        check_policy(v)
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_model_spec(v)
+        return v
+
+
+class GraphConfig(_Strict):
+    """Who may meet whom: a networkx graph over the population's names."""
+
+    kind: Literal["complete", "ring", "erdos_renyi", "watts_strogatz", "edges"] = "complete"
+    p: float = Field(default=0.5, ge=0.0, le=1.0)
+    k: int = Field(default=2, ge=1)
+    edges: list[tuple[str, str]] = Field(default_factory=list)
+    seed: int | None = None
+
+
+class MatchmakingConfig(_Strict):
+    """Round robin over the population: who plays whom, in which seats, how often."""
+
+    kind: Literal["round_robin"] = "round_robin"
+    self_play: bool = True
+    both_orders: bool = True
+    repetitions: int = Field(default=1, ge=1)
+    graph: GraphConfig | None = None
+
+
+class LLMConfig(_Strict):
+    """How language-model agents reach their model."""
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    max_in_flight: int = Field(default=64, ge=1)
+    structured_outputs: Literal["auto", "vllm", "json_schema", "none"] = "auto"
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    cache: bool | str = True
+    send_seed: bool = False
+
+
+class RunnerConfig(_Strict):
+    """Where episodes run; `max_concurrent_episodes` bounds the episodes in flight."""
+
+    kind: Literal["local"] = "local"
+    max_concurrent_episodes: int = Field(default=256, ge=1)
+    flush_every_s: float = Field(default=2.0, gt=0)
+    flush_every_rows: int = Field(default=50_000, ge=1)
+
+
+class ExperimentConfig(_Strict):
+    """A whole study: environment, population, matchmaking, models, runner."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    model: str | None = None
+    environment: EnvironmentConfig
+    population: list[AgentConfig] = Field(min_length=1)
+    matchmaking: MatchmakingConfig = Field(default_factory=MatchmakingConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    output_dir: str = "runs"
+    societas_version: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_model_spec(v)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        names = [n for a in self.population for n in member_names(a)]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"population: agent names must be unique; repeated: {', '.join(dupes)}")
+        from societas.environments import make
+
+        for params in self.environment.variants():
+            try:
+                env = make(self.environment.id, **params)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ValueError(f"environment.params: {_msg(exc)}") from None
+            env.close()
+        return self
+
+    def active_population(self) -> list[AgentConfig]:
+        """Members that can play: LLM members need a model (their own or the config's)."""
+        return [a for a in self.population if a.policy != "llm" or (a.model or self.model)]
+
+    def skipped_members(self) -> list[str]:
+        return [a.name for a in self.population if a.policy == "llm" and not (a.model or self.model)]
+
+
+def member_names(agent: AgentConfig) -> list[str]:
+    return [agent.name] if agent.count == 1 else [f"{agent.name}-{i + 1}" for i in range(agent.count)]
+
+
+def _msg(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _format_validation(path: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = tuple(p for p in first["loc"] if p not in ("function-after[_consistent()]",))
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key (not a field of this section)"
+    elif first["type"] == "missing":
+        msg = "required field is missing"
+    field = _loc(loc)
+    if not loc and ":" in msg:
+        field, _, msg = msg.partition(": ")
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{path}: {field}: {msg}{more}"
+
+
+def parse_config(data: Any, *, source: str = "<config>", overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Validate a mapping (already loaded from YAML) into an ExperimentConfig."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: (top level): expected a mapping of config keys, got {type(data).__name__}")
+    data = dict(data)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(source, exc)) from None
+
+
+def load_config(path: str | Path, **overrides: Any) -> ExperimentConfig:
+    """Read and validate a YAML config; overrides (model, seed, output_dir) win over the file."""
+    p = Path(path)
+    if not p.is_file():
+        bundled = bundled_config(str(path))
+        if bundled is None:
+            raise ConfigError(f"{path}: no such config file (bundled configs: {', '.join(bundled_configs())})")
+        p = bundled
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: {where}: invalid YAML: {problem}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_config(data, source=str(path), overrides=overrides)
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    """The resolved config as YAML, as written into a run directory."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _configs_dir() -> Path:
+    return Path(__file__).parent / "configs"
+
+
+def bundled_configs() -> list[str]:
+    return sorted(p.stem for p in _configs_dir().glob("*.yaml"))
+
+
+def bundled_config(name: str) -> Path | None:
+    """A config shipped with the package, by name ("pd_tournament") or file name."""
+    p = _configs_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
+    return p if p.is_file() else None
