@@ -1,0 +1,63 @@
+"""Load run directories into pandas.
+
+Events come back sorted by (phase, episode, round, seat), whatever order the
+episodes finished in, so two runs of the same config compare row by row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import yaml
+
+EVENT_ORDER = ["phase", "episode", "round", "seat"]
+CALL_ORDER = ["phase", "episode", "round", "agent", "purpose", "attempt"]
+
+
+@dataclass(slots=True)
+class Run:
+    """One run directory's tables and metadata."""
+
+    path: Path
+    events: pd.DataFrame
+    llm_calls: pd.DataFrame
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+
+def _read_parts(folder: Path, order: list[str]) -> pd.DataFrame:
+    parts = sorted(folder.glob("part-*.parquet"))
+    if not parts:
+        return pd.DataFrame()
+    df = pq.read_table(parts).to_pandas() if len(parts) > 1 else pq.read_table(parts[0]).to_pandas()
+    return df.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run directory: events, llm_calls, resolved config and summary (if complete)."""
+    p = Path(path)
+    if not (p / "config.yaml").is_file():
+        raise FileNotFoundError(f"{p}: not a run directory (no config.yaml)")
+    summary_file = p / "summary.json"
+    return Run(
+        path=p,
+        events=_read_parts(p / "events", EVENT_ORDER),
+        llm_calls=_read_parts(p / "llm_calls", CALL_ORDER),
+        config=yaml.safe_load((p / "config.yaml").read_text()) or {},
+        summary=json.loads(summary_file.read_text()) if summary_file.is_file() else None,
+    )
+
+
+def load_runs(paths: list[str | Path]) -> pd.DataFrame:
+    """Events of several runs in one frame (the `run_id` column tells them apart)."""
+    frames = [load_run(p).events for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

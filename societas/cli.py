@@ -1,0 +1,138 @@
+"""The `societas` command: run, resume, list, analyze."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multi-agent language-model simulation: run studies, analyze what emerges.")
+# Piped output keeps whole tables rather than folding them to 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 400)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _print_run(run_dir: Path, summary: dict[str, Any]) -> None:
+    out.print(f"run directory: [bold]{run_dir}[/]", highlight=False)
+    out.print(f"{summary['episodes']} episodes, {summary['decisions']} decisions, "
+              f"{summary['llm_calls']} model calls, {summary['invalid_actions']} invalid actions, "
+              f"{summary['wall_s']:.1f} s", highlight=False)
+    non_lm = summary["non_language_model_agents"]
+    if non_lm:
+        out.print("not language models: " + ", ".join(f"{n} ({p})" for n, p in non_lm.items()),
+                  highlight=False)
+    if summary["language_model_agents"]:
+        out.print("language-model agents: " + ", ".join(summary["language_model_agents"]), highlight=False)
+    if summary["skipped_agents"]:
+        out.print("skipped (no --model given): " + ", ".join(summary["skipped_agents"]), highlight=False)
+    out.print(f"next: societas analyze {run_dir}", highlight=False)
+
+
+@app.command()
+def run(
+    config: Annotated[str, typer.Argument(help="YAML config file, or the name of a bundled config.")],
+    model: Annotated[str | None, typer.Option(help="Model spec for language-model agents, "
+                                              "e.g. openai:gpt-4o-mini or openai:NAME@http://HOST:PORT/v1.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Folder for run directories.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run a study from a config and write a run directory."""
+    from societas.config import ConfigError, load_config
+    from societas.runners.run import run_experiment
+
+    try:
+        cfg = load_config(config, model=model, seed=seed, output_dir=out_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        rd, summary = run_experiment(cfg, progress=not quiet)
+    except KeyboardInterrupt:
+        _fail("interrupted; finish the run with `societas resume RUN_DIR`", 130)
+    _print_run(rd.path, summary)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="A run directory that stopped early.")],
+           quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False) -> None:
+    """Finish an interrupted run; completed episodes are kept, the rest replayed from their seeds."""
+    from societas.config import ConfigError
+    from societas.runners.run import resume_run
+
+    try:
+        rd, summary = resume_run(run_dir, progress=not quiet)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    except ConfigError as exc:
+        _fail(str(exc))
+    _print_run(rd.path, summary)
+
+
+@app.command("list")
+def list_all() -> None:
+    """Environments, scripted strategies, replay policies, model providers and bundled configs."""
+    from societas.agents.replay import REPLAY_POLICIES
+    from societas.agents.scripted import describe_strategies
+    from societas.config import bundled_configs
+    from societas.environments import registered
+    from societas.llm.specs import providers
+
+    t = Table("environment", "description", title="Environments", title_justify="left")
+    for env_id, entry in sorted(registered().items()):
+        t.add_row(env_id, entry.description)
+    out.print(t)
+    t = Table("policy", "description", title="Scripted strategies", title_justify="left")
+    for name, desc in describe_strategies().items():
+        t.add_row(f"scripted:{name}", desc)
+    out.print(t)
+    t = Table("policy", "description", title="Replay policies (recorded, not live models)", title_justify="left")
+    for name, entry in sorted(REPLAY_POLICIES.items()):
+        t.add_row(f"replay:{name}", entry.description)
+    out.print(t)
+    out.print("Model providers: " + ", ".join(f"{p}:" for p in providers()) + "   (policy: llm + --model)")
+    out.print("Bundled configs: " + ", ".join(bundled_configs()))
+
+
+@app.command()
+def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Per-agent cooperation rate and payoffs of a run, as a table."""
+    from societas.analysis import agent_table, load_run
+
+    try:
+        r = load_run(run_dir)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if r.events.empty:
+        _fail(f"{run_dir}: the run has no events yet", 1)
+    table = agent_table(r.events)
+    t = Table("agent", "policy", "decisions", "cooperation", "payoff/round", "payoff/episode", "invalid",
+              title=f"{r.run_id}: {r.events[['phase', 'episode']].drop_duplicates().shape[0]} episodes",
+              title_justify="left")
+    for row in table.itertuples():
+        coop = "-" if row.cooperation_rate != row.cooperation_rate else f"{row.cooperation_rate:.2f}"
+        t.add_row(row.agent, row.policy, str(row.decisions), coop, f"{row.mean_payoff:.2f}",
+                  f"{row.payoff_per_episode:.1f}", f"{row.invalid_rate:.1%}")
+    out.print(t)
+    if r.summary is None:
+        out.print("[yellow]run incomplete: finish it with `societas resume`[/]")
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Run or resume an experiment: config -> society -> phases -> run directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from societas import __version__
+from societas.config import ExperimentConfig
+from societas.llm.base import ChatModel
+from societas.llm.specs import ModelOptions, make_model, parse_model_spec
+from societas.runners.local import EpisodeOutput, Flusher, RunContext, run_episodes
+from societas.runners.rundir import EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
+from societas.societies.society import Society
+
+
+def default_cache_path() -> Path:
+    """Where model replies are cached unless a config names a file."""
+    root = os.environ.get("SOCIETAS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "societas")
+    return Path(root) / "responses.sqlite"
+
+
+def model_options(config: ExperimentConfig, spec: str) -> ModelOptions:
+    llm = config.llm
+    cache: Path | None
+    if parse_model_spec(spec).provider == "fake" or llm.cache is False:
+        cache = None  # fake responders cost nothing to ask again
+    elif llm.cache is True:
+        cache = default_cache_path()
+    else:
+        cache = Path(llm.cache)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+    return ModelOptions(
+        timeout_s=llm.timeout_s, max_retries=llm.max_retries, backoff_base_s=llm.backoff_base_s,
+        backoff_max_s=llm.backoff_max_s, max_in_flight=llm.max_in_flight,
+        structured_outputs=llm.structured_outputs, transport=llm.transport, cache_path=cache,
+        send_seed=llm.send_seed,
+    )
+
+
+class _Progress:
+    """A progress bar on a terminal, silence elsewhere."""
+
+    def __init__(self, total: int, done: int, enabled: bool, label: str) -> None:
+        self._bar: Any = None
+        if enabled and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self._bar = Progress("[progress.description]{task.description}", BarColumn(),
+                                 MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total, completed=done)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool) -> dict[str, Any]:
+    society = Society(config)
+    done = rd.recover()
+    started = time.time()
+    models: dict[str, ChatModel] = {s: make_model(s, model_options(config, s)) for s in society.models()}
+    ctx = RunContext(run_id=rd.run_id, seed=config.seed, llm=config.llm, models=models)
+    events = Columns(EVENT_SCHEMA)
+    calls = Columns(LLM_CALL_SCHEMA)
+    state = {"part": rd.next_part_index(), "episodes": len(done)}
+    pending_keys: list[tuple[int, int]] = []
+
+    def write() -> None:
+        if not len(events):
+            return
+        rd.write_part(state["part"], events.take(), calls.take() if len(calls) else None)
+        state["part"] += 1
+        state["episodes"] += len(pending_keys)
+        pending_keys.clear()
+        rd.write_json("checkpoint.json", {
+            "run_id": rd.run_id, "status": "running", "episodes_done": state["episodes"],
+            "parts": state["part"], "updated": time.time(),
+        })
+
+    flusher = Flusher(write, every_s=config.runner.flush_every_s, every_rows=config.runner.flush_every_rows)
+    try:
+        for phase in range(society.num_phases):
+            episodes = society.phase(phase)
+            todo = [e for e in episodes if e.key not in done]
+            bar = _Progress(len(episodes), len(episodes) - len(todo), progress, f"phase {phase}")
+
+            def on_done(out: EpisodeOutput, bar: _Progress = bar) -> None:
+                events.extend(out.events)
+                if out.calls["run_id"]:
+                    calls.extend(out.calls)
+                pending_keys.append(out.key)
+                bar.advance()
+                flusher.maybe(len(events))
+
+            try:
+                await run_episodes(todo, ctx, max_concurrent=config.runner.max_concurrent_episodes,
+                                   on_done=on_done)
+            finally:
+                bar.close()
+                write()
+            society.update(phase, None)
+    finally:
+        for m in models.values():
+            await m.aclose()
+    summary = summarize(rd, config, society, wall_s=time.time() - started)
+    rd.write_json("checkpoint.json", {"run_id": rd.run_id, "status": "complete",
+                                      "episodes_done": state["episodes"], "parts": state["part"],
+                                      "updated": time.time()})
+    rd.write_json("summary.json", summary)
+    return summary
+
+
+def summarize(rd: RunDirectory, config: ExperimentConfig, society: Society, *, wall_s: float) -> dict[str, Any]:
+    """Totals a reader wants first; computed from the events on disk, so a resume counts all of them."""
+    import pandas as pd
+
+    ev = pq.read_table(rd.events_dir).to_pandas() if any(rd.events_dir.glob("part-*.parquet")) else pd.DataFrame(
+        columns=EVENT_SCHEMA.names)
+    per_agent: dict[str, Any] = {}
+    if len(ev):
+        g = ev.groupby("agent", sort=True)
+        table = pd.DataFrame({
+            "decisions": g.size(),
+            "mean_reward": g["reward"].mean(),
+            "cooperation_rate": g["cooperated"].apply(lambda s: s.dropna().astype(float).mean()),
+            "invalid": g["valid"].apply(lambda s: int((~s).sum())),
+        })
+        for name, row in table.iterrows():
+            coop = row["cooperation_rate"]
+            per_agent[str(name)] = {
+                "decisions": int(row["decisions"]),
+                "mean_reward": round(float(row["mean_reward"]), 6),
+                "cooperation_rate": None if pd.isna(coop) else round(float(coop), 6),
+                "invalid": int(row["invalid"]),
+            }
+    n_calls = 0
+    if any(rd.calls_dir.glob("part-*.parquet")):
+        n_calls = sum(pq.ParquetFile(p).metadata.num_rows for p in rd.calls_dir.glob("part-*.parquet"))
+    members = society.members.values()
+    return {
+        "run_id": rd.run_id,
+        "name": config.name,
+        "seed": config.seed,
+        "societas_version": __version__,
+        "episodes": int(ev.groupby(["phase", "episode"]).ngroups) if len(ev) else 0,
+        "decisions": len(ev),
+        "llm_calls": n_calls,
+        "prompt_tokens": int(ev["prompt_tokens"].sum()) if len(ev) else 0,
+        "completion_tokens": int(ev["completion_tokens"].sum()) if len(ev) else 0,
+        "invalid_actions": int((~ev["valid"]).sum()) if len(ev) else 0,
+        "retries": int(ev["retries"].sum()) if len(ev) else 0,
+        "wall_s": round(wall_s, 3),
+        "language_model_agents": sorted(s.name for s in members if s.policy == "llm"),
+        "non_language_model_agents": {s.name: s.policy for s in members if s.policy != "llm"},
+        "skipped_agents": config.skipped_members(),
+        "agents": per_agent,
+    }
+
+
+def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None,
+                   progress: bool = True) -> tuple[RunDirectory, dict[str, Any]]:
+    """Create a run directory for `config` and play it to the end."""
+    rd = RunDirectory.create(config, out)
+    return rd, asyncio.run(_execute(config, rd, progress))
+
+
+def resume_run(path: str | Path, *, progress: bool = True) -> tuple[RunDirectory, dict[str, Any]]:
+    """Finish a run that stopped early: episodes already on disk are kept, the rest replayed."""
+    rd = RunDirectory(Path(path))
+    if not rd.exists():
+        raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
+    return rd, asyncio.run(_execute(rd.config(), rd, progress))

@@ -1,0 +1,193 @@
+"""The run directory: resolved config, Parquet parts, checkpoint and summary.
+
+Layout of `runs/<name>-<timestamp>/`:
+
+    config.yaml            the resolved config (with the societas version)
+    events/part-NNNNN.parquet      one row per decision
+    llm_calls/part-NNNNN.parquet   one row per model request
+    checkpoint.json        progress; rewritten atomically after every part
+    summary.json           written when the run completes
+
+Parts are written to a temporary name and renamed, so a part on disk is
+always whole. An episode counts as done once its events are in a part; a
+resume re-runs every other episode from its seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from societas import __version__
+from societas.config import ExperimentConfig, dump_config, parse_config
+
+EVENT_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("phase", pa.int32()),
+    ("episode", pa.int32()),
+    ("env", pa.string()),
+    ("game", pa.string()),
+    ("round", pa.int32()),
+    ("seat", pa.int8()),
+    ("agent", pa.string()),
+    ("partner", pa.string()),
+    ("policy", pa.string()),
+    ("policy_kind", pa.string()),
+    ("model", pa.string()),
+    ("action", pa.string()),
+    ("option", pa.int8()),
+    ("cooperated", pa.bool_()),
+    ("prediction", pa.string()),
+    ("valid", pa.bool_()),
+    ("retries", pa.int16()),
+    ("reward", pa.float64()),
+    ("cumulative_reward", pa.float64()),
+    ("latency_s", pa.float64()),
+    ("prompt_tokens", pa.int32()),
+    ("completion_tokens", pa.int32()),
+    ("cache_hit", pa.bool_()),
+])
+
+LLM_CALL_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("phase", pa.int32()),
+    ("episode", pa.int32()),
+    ("round", pa.int32()),
+    ("agent", pa.string()),
+    ("purpose", pa.string()),
+    ("attempt", pa.int16()),
+    ("model", pa.string()),
+    ("messages", pa.string()),
+    ("params", pa.string()),
+    ("reply", pa.string()),
+    ("error", pa.string()),
+    ("latency_s", pa.float64()),
+    ("prompt_tokens", pa.int32()),
+    ("completion_tokens", pa.int32()),
+    ("cache_hit", pa.bool_()),
+])
+
+# Columns that depend on timing or on what the cache already held, not on the
+# simulation: a resumed or re-run simulation matches on every other column.
+NONDETERMINISTIC_EVENT_COLUMNS = ("latency_s", "cache_hit")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(slots=True)
+class Columns:
+    """Column lists that episodes append to; turned into one Parquet part per flush."""
+
+    schema: pa.Schema
+    data: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data = {name: [] for name in self.schema.names}
+
+    def __len__(self) -> int:
+        return len(self.data[self.schema.names[0]])
+
+    def extend(self, rows: dict[str, list[Any]]) -> None:
+        for name, values in rows.items():
+            self.data[name].extend(values)
+
+    def take(self) -> pa.Table:
+        table = pa.Table.from_pydict(self.data, schema=self.schema)
+        self.__post_init__()
+        return table
+
+
+class RunDirectory:
+    """Reads and writes one run's directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.events_dir = self.path / "events"
+        self.calls_dir = self.path / "llm_calls"
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, config: ExperimentConfig, out: str | Path | None = None) -> RunDirectory:
+        base = Path(out or config.output_dir)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = base / f"{config.name}-{stamp}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = base / f"{config.name}-{stamp}-{n}"
+        path.mkdir(parents=True)
+        rd = cls(path)
+        rd.events_dir.mkdir()
+        rd.calls_dir.mkdir()
+        resolved = config.model_copy(update={"societas_version": __version__})
+        _atomic_write(path / "config.yaml", dump_config(resolved).encode())
+        return rd
+
+    def exists(self) -> bool:
+        return (self.path / "config.yaml").is_file()
+
+    def config(self) -> ExperimentConfig:
+        import yaml
+
+        src = self.path / "config.yaml"
+        return parse_config(yaml.safe_load(src.read_text()), source=str(src))
+
+    def _parts(self, folder: Path) -> list[Path]:
+        return sorted(folder.glob("part-*.parquet"))
+
+    def next_part_index(self) -> int:
+        parts = self._parts(self.events_dir) + self._parts(self.calls_dir)
+        return 1 + max((int(p.stem.split("-")[1]) for p in parts), default=-1)
+
+    def recover(self) -> set[tuple[int, int]]:
+        """Episodes already on disk; drop model-call parts whose events never landed."""
+        event_parts = {p.name for p in self._parts(self.events_dir)}
+        for p in self._parts(self.calls_dir):
+            if p.name not in event_parts:
+                p.unlink()
+        for tmp in list(self.events_dir.glob(".*.tmp")) + list(self.calls_dir.glob(".*.tmp")):
+            tmp.unlink()
+        done: set[tuple[int, int]] = set()
+        for p in self._parts(self.events_dir):
+            t = pq.read_table(p, columns=["phase", "episode"])
+            done.update(zip(t.column("phase").to_pylist(), t.column("episode").to_pylist(), strict=True))
+        return done
+
+    def write_part(self, index: int, events: pa.Table, calls: pa.Table | None) -> None:
+        """Model calls first, events last: an events part marks its episodes done."""
+        name = f"part-{index:05d}.parquet"
+        if calls is not None and calls.num_rows:
+            _write_table(calls, self.calls_dir / name)
+        _write_table(events, self.events_dir / name)
+
+    def write_json(self, name: str, payload: dict[str, Any]) -> None:
+        _atomic_write(self.path / name, (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode())
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        p = self.path / name
+        return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,95 @@
+"""A society: a population, who meets whom, and the phases of episodes it plays.
+
+A phase is a list of independent episodes; the society may change between
+phases (selection, inheritance) but never during one, which is what lets a
+phase run in any order, on any runner, and resume after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from societas.config import AgentConfig, ExperimentConfig, member_names
+from societas.societies.matchmaking import build_graph, round_robin
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Seat:
+    """Who sits in one seat of an episode and how they decide."""
+
+    name: str
+    policy: str
+    model: str | None = None
+    persona: str | None = None
+    social_chain_of_thought: bool = False
+    temperature: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EpisodeSpec:
+    """Everything needed to play one episode, independent of every other episode."""
+
+    phase: int
+    index: int
+    env_id: str
+    env_params: dict[str, Any] = field(default_factory=dict)
+    seats: tuple[Seat, ...]
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.phase, self.index)
+
+
+def _seat(agent: AgentConfig, name: str, default_model: str | None) -> Seat:
+    return Seat(
+        name=name,
+        policy=agent.policy,
+        model=(agent.model or default_model) if agent.policy == "llm" else None,
+        persona=agent.persona,
+        social_chain_of_thought=agent.social_chain_of_thought,
+        temperature=agent.temperature,
+    )
+
+
+class Society:
+    """The population of a config and the schedule it plays."""
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+        self.members: dict[str, Seat] = {}
+        for agent in config.active_population():
+            for name in member_names(agent):
+                self.members[name] = _seat(agent, name, config.model)
+
+    @property
+    def num_phases(self) -> int:
+        return 1
+
+    def phase(self, phase: int) -> list[EpisodeSpec]:
+        """The episodes of one phase: every environment variant x every scheduled pair."""
+        cfg = self.config
+        names = list(self.members)
+        mm = cfg.matchmaking
+        graph = None
+        if mm.graph is not None:
+            g = mm.graph
+            graph = build_graph(names, g.kind, p=g.p, k=g.k, edges=g.edges,
+                                seed=cfg.seed if g.seed is None else g.seed)
+        pairs = round_robin(names, self_play=mm.self_play, both_orders=mm.both_orders,
+                            repetitions=mm.repetitions, graph=graph)
+        episodes: list[EpisodeSpec] = []
+        for params in cfg.environment.variants():
+            for a, b in pairs:
+                episodes.append(EpisodeSpec(
+                    phase=phase, index=len(episodes), env_id=cfg.environment.id,
+                    env_params=params, seats=(self.members[a], self.members[b]),
+                ))
+        return episodes
+
+    def update(self, phase: int, results: Any) -> None:
+        """Change the society between phases; a tournament has nothing to change."""
+        return None
+
+    def models(self) -> list[str]:
+        return sorted({s.model for s in self.members.values() if s.model})
