@@ -39,9 +39,15 @@ def allowed_choices(request: ChatRequest) -> tuple[str, ...]:
     """
     if request.constraint is not None and request.constraint.kind == "choice":
         return request.constraint.choices
-    text = request.messages[-1].get("content", "") if request.messages else ""
-    found = _OPTION_LIST.findall(text) + _OPTION_LAST.findall(text)
-    return tuple(dict.fromkeys(found))
+    # The latest user turn that lists options (a retry prompt may not repeat them).
+    for message in reversed(request.messages):
+        if message.get("role", "user") != "user":
+            continue
+        text = message.get("content", "")
+        found = _OPTION_LIST.findall(text) + _OPTION_LAST.findall(text)
+        if found:
+            return tuple(dict.fromkeys(found))
+    return ()
 
 
 def _number_answer(spec: ActionSpec | None, fraction: float) -> str:

@@ -119,13 +119,12 @@ register_backend("fake", _fake)
 
 def make_model(spec: str | ModelSpec, options: ModelOptions | None = None) -> ChatModel:
     """Build the model a spec names, with retries and (when `cache_path` is set) a response cache."""
-    from societas.llm.cache import CachedModel, ResponseCache
-    from societas.llm.retry import RetryingModel
-
     options = options or ModelOptions()
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
     model: ChatModel = _BACKENDS[parsed.provider](parsed, options)
     if parsed.provider != "fake":
+        from societas.llm.retry import RetryingModel
+
         model = RetryingModel(
             model,
             max_retries=options.max_retries,
@@ -133,5 +132,7 @@ def make_model(spec: str | ModelSpec, options: ModelOptions | None = None) -> Ch
             backoff_max_s=options.backoff_max_s,
         )
     if options.cache_path is not None:
+        from societas.llm.cache import CachedModel, ResponseCache
+
         model = CachedModel(model, ResponseCache(options.cache_path))
     return model

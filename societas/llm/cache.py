@@ -1,0 +1,128 @@
+"""A persistent response cache, so reruns and resumes replay replies instead of asking again.
+
+Replies live in one SQLite file (WAL journal, so several processes can read
+while one writes), keyed by `ChatRequest.key(model)`: the hash of everything
+that determines a reply, including the replicate index when temperature > 0.
+Lookups are sub-millisecond, so they run on the event loop without threads.
+Only the reply text, its token counts, the model name and a timestamp are
+stored: never request headers or credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from societas.llm.base import ChatModel, ChatRequest, ChatResult
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID
+"""
+
+
+class ResponseCache:
+    """Replies by request key in a SQLite file; the first reply stored for a key stays."""
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # Autocommit: every put is its own short transaction, visible to other processes at once.
+        self._conn = sqlite3.connect(
+            str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise sqlite3.DatabaseError(f"response cache {self.path}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({str(self.path)!r})"
+
+    def get(self, key: str) -> ChatResult | None:
+        """The stored reply for `key` as a cache hit, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT text, model, prompt_tokens, completion_tokens FROM responses WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        text, model, prompt_tokens, completion_tokens = row
+        return ChatResult(
+            text=text, model=model, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, latency_s=0.0, cache_hit=True,
+        )
+
+    def put(self, key: str, result: ChatResult) -> None:
+        """Store a reply unless one is already stored for `key` (another process may have won)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO responses (key, text, model, prompt_tokens, completion_tokens, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, result.text, result.model, int(result.prompt_tokens),
+                 int(result.completion_tokens), time.time()),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone() is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class CachedModel:
+    """Answer from `cache` when it holds the request, else ask `inner` and store the reply.
+
+    The key is `request.key(inner.name)`. Failures are not stored, so a rerun
+    asks again; a hit reports the recorded tokens and the lookup's latency.
+    """
+
+    def __init__(self, inner: ChatModel, cache: ResponseCache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.name = inner.name
+
+    def __repr__(self) -> str:
+        return f"CachedModel({self.inner!r}, {self.cache!r})"
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        t0 = time.perf_counter()
+        key = request.key(self.name)
+        hit = self.cache.get(key)
+        if hit is not None:
+            hit.latency_s = time.perf_counter() - t0
+            return hit
+        result = await self.inner.complete(request)
+        try:
+            self.cache.put(key, result)
+        except sqlite3.Error as exc:
+            # A cache that cannot be written costs a rerun its speed, not this reply.
+            log.warning("response cache %s: could not store a reply: %s", self.cache.path, exc)
+        return result
+
+    async def aclose(self) -> None:
+        try:
+            await self.inner.aclose()
+        finally:
+            self.cache.close()

@@ -1,0 +1,150 @@
+"""ActionSpec -> output constraints an OpenAI-compatible endpoint understands, and back.
+
+Two dialects exist. vLLM reads `structured_outputs` from the request body
+(`choice`, `regex` or `json`; the legacy `guided_*` fields are ignored by
+vLLM >= 0.12). OpenAI reads `response_format` with a JSON schema, so the reply
+is a JSON object that `reply_text` turns back into the plain answer that
+`ActionSpec.parse` reads. Whatever the endpoint does, the agent still parses
+and validates the reply itself; a constraint only makes invalid replies rare.
+
+Numbers under vLLM are constrained with a regex rather than a JSON schema, so
+the reply stays plain text and a spec with an `answer_marker` keeps room for
+reasoning before the marker. A small integer range (at most
+`MAX_ENUMERATED_INTEGERS` values) is enumerated, which pins the range exactly;
+a larger integer range or a real range bounds the sign and the number of
+digits, and `ActionSpec.parse` checks the bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Literal
+
+from societas.types import ActionSpec
+
+ConstraintMode = Literal["vllm", "json_schema", "none"]
+
+MAX_ENUMERATED_INTEGERS = 200
+REAL_DECIMALS = 6
+# Characters with a meaning in regex syntax. Escaping only these (unlike
+# re.escape, which also escapes spaces and hyphens) keeps the patterns within
+# the plain dialect that vLLM's grammar backends accept.
+_REGEX_SPECIAL = set(".^$*+?{}[]\\|()")
+# Anything, newlines included: the room a model gets to reason before its marker.
+_ANY_PREFIX = r"[\s\S]*"
+
+
+def escape_regex(text: str) -> str:
+    """Escape `text` for a regex literal using only backslashes before special characters."""
+    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+def _strip_anchors(pattern: str) -> str:
+    # ActionSpec.validate uses fullmatch, so ^ and $ add nothing; inside a longer
+    # pattern they would make it unmatchable.
+    if pattern.startswith("^"):
+        pattern = pattern[1:]
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1]
+    return pattern
+
+
+def _digits(x: float) -> int:
+    return max(1, len(str(math.floor(abs(x)))))
+
+
+def number_regex(spec: ActionSpec) -> str:
+    """A regex for the numbers an integer or real spec accepts (see the module docstring)."""
+    if spec.kind not in ("integer", "real") or spec.minimum is None or spec.maximum is None:
+        raise ValueError(f"number_regex needs an integer or real ActionSpec, got kind={spec.kind!r}")
+    lo, hi = spec.minimum, spec.maximum
+    if spec.kind == "integer":
+        first, last = math.ceil(lo), math.floor(hi)
+        if 0 <= last - first < MAX_ENUMERATED_INTEGERS:
+            values = [str(v) for v in range(first, last + 1)]
+            return values[0] if len(values) == 1 else "(?:" + "|".join(values) + ")"
+    sign = "-?" if lo < 0 else ""
+    width = max(_digits(lo), _digits(hi))
+    body = sign + r"\d{1," + str(width) + "}"
+    if spec.kind == "real":
+        body += r"(?:\.\d{1," + str(REAL_DECIMALS) + "})?"
+    return body
+
+
+def _with_marker(spec: ActionSpec, answer: str) -> str:
+    if spec.answer_marker is None:
+        return answer
+    return _ANY_PREFIX + escape_regex(spec.answer_marker) + " ?" + answer
+
+
+def _vllm(spec: ActionSpec) -> dict[str, Any]:
+    if spec.kind == "choice":
+        if spec.answer_marker is None:
+            return {"choice": list(spec.choices)}
+        options = "(?:" + "|".join(escape_regex(c) for c in spec.choices) + ")"
+        return {"regex": _with_marker(spec, options)}
+    if spec.kind in ("integer", "real"):
+        return {"regex": _with_marker(spec, number_regex(spec))}
+    if spec.kind == "regex":
+        return {"regex": _with_marker(spec, "(?:" + _strip_anchors(spec.pattern or "") + ")")}
+    if spec.kind == "json" and spec.answer_marker is None:
+        # With a marker the reply is text, then JSON: no single JSON constraint fits.
+        return {"json": spec.json_schema()}
+    return {}
+
+
+def request_body_extras(spec: ActionSpec | None, mode: ConstraintMode) -> dict[str, Any]:
+    """Keyword arguments for `chat.completions.create` that constrain the reply to `spec`.
+
+    vllm -> `extra_body={"structured_outputs": {...}}`; json_schema ->
+    `response_format` with `spec.json_schema()`; none, a text spec, or no spec -> {}.
+    """
+    if spec is None or mode == "none" or spec.kind == "text":
+        return {}
+    if mode == "vllm":
+        structured = _vllm(spec)
+        return {"extra_body": {"structured_outputs": structured}} if structured else {}
+    if mode == "json_schema":
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "action", "schema": spec.json_schema(), "strict": True},
+            }
+        }
+    raise ValueError(f"constraint mode must be one of vllm, json_schema, none; got {mode!r}")
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False)
+
+
+def reply_text(text: str, spec: ActionSpec | None, mode: ConstraintMode) -> str:
+    """The plain answer behind a reply to a `json_schema` constrained request.
+
+    The reply `{"answer": X}` becomes `X` (after the spec's `answer_marker`, when it
+    has one), so `ActionSpec.parse` reads it like any other reply. A reply that is
+    not such an object (the endpoint ignored the format) is returned unchanged.
+    """
+    if mode != "json_schema" or spec is None or spec.kind == "text":
+        return text
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return text
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return text
+    if not isinstance(value, dict):
+        return text
+    if spec.kind == "json":
+        answer = stripped
+    elif "answer" in value:
+        answer = _scalar_text(value["answer"])
+    else:
+        return text
+    return answer if spec.answer_marker is None else f"{spec.answer_marker} {answer}"

@@ -1,0 +1,260 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp) as a ChatModel.
+
+One request per `complete`, no retries of its own (RetryingModel does that):
+failures are mapped onto TransientModelError (worth retrying) or ModelError.
+Requests in flight are bounded per endpoint, across every model using it, so
+many agents sharing one server queue on the client instead of flooding it.
+The API key is read from the environment and never appears in results or
+error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import re
+import time
+import weakref
+from typing import Any
+from urllib.parse import urlparse
+
+import openai
+
+from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientModelError
+from societas.llm.constraints import ConstraintMode, reply_text, request_body_extras
+from societas.llm.specs import ModelOptions, ModelSpec
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+PLACEHOLDER_KEY = "EMPTY"  # local servers accept any key, but the client must send one
+_ERROR_CHARS = 300
+# Secret-looking tokens (OpenAI echoes a masked key in 401 messages).
+_SECRET = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-*.]{4,}")
+
+# Per event loop: one semaphore per base URL, and the structured-output dialect
+# detected for it. Keyed weakly by loop so finished loops take theirs along.
+_SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+_DETECTED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ConstraintMode]] = (
+    weakref.WeakKeyDictionary()
+)
+_DETECT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def endpoint_semaphore(base_url: str, max_in_flight: int) -> asyncio.Semaphore:
+    """The in-flight limit shared by every model on `base_url` in this event loop.
+
+    The first model to ask for an endpoint's semaphore fixes its size.
+    """
+    loop = asyncio.get_running_loop()
+    per_loop = _SEMAPHORES.setdefault(loop, {})
+    sem = per_loop.get(base_url)
+    if sem is None:
+        sem = per_loop[base_url] = asyncio.Semaphore(max_in_flight)
+    return sem
+
+
+def is_openai_url(base_url: str) -> bool:
+    return (urlparse(base_url).hostname or "").lower() == "api.openai.com"
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while True:
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None or id(nxt) in seen:
+            return exc
+        seen.add(id(nxt))
+        exc = nxt
+
+
+class OpenAIChatModel:
+    """A chat model behind an OpenAI-compatible HTTP API, on the `openai` async client.
+
+    `structured_outputs="auto"` asks the endpoint once (GET /models): a model
+    owned by "vllm" means vLLM `structured_outputs`; api.openai.com means a JSON
+    schema `response_format`; anything else gets no constraint.
+    """
+
+    def __init__(self, spec: ModelSpec, options: ModelOptions) -> None:
+        self.spec = spec
+        self.options = options
+        self.name = str(spec)
+        self.base_url = (spec.base_url or OPENAI_BASE_URL).rstrip("/")
+        key = os.environ.get(options.api_key_env)
+        if not key:
+            if is_openai_url(self.base_url):
+                raise ModelError(
+                    f"model {self.name}: no API key; set the environment variable {options.api_key_env}"
+                )
+            key = PLACEHOLDER_KEY
+        self._key = key
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel({self.name!r})"
+
+    # -- client --------------------------------------------------------------
+
+    def _make_client(self) -> openai.AsyncOpenAI:
+        # Keep a connection alive for every request that may be in flight, so a
+        # busy endpoint does not reconnect; the SDK's Limits class has moved
+        # between HTTP packages across its versions, so take it from its default.
+        n = self.options.max_in_flight
+        limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)
+        limits = limits_type(max_connections=max(1000, n), max_keepalive_connections=max(100, n))
+        http_client: Any
+        if self.options.transport == "aiohttp":
+            http_client = openai.DefaultAioHttpClient(limits=limits, timeout=self.options.timeout_s)
+        else:
+            http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.options.timeout_s)
+        return openai.AsyncOpenAI(
+            api_key=self._key,
+            base_url=self.base_url,
+            timeout=self.options.timeout_s,
+            max_retries=0,
+            http_client=http_client,
+        )
+
+    def _client_for_loop(self) -> openai.AsyncOpenAI:
+        # A client's connections belong to the loop that opened them.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = self._make_client()
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    # -- errors --------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        if self._key and self._key != PLACEHOLDER_KEY:
+            text = text.replace(self._key, "***")
+        text = _SECRET.sub("***", text)
+        return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 3] + "..."
+
+    def _map_error(self, exc: BaseException) -> ModelError:
+        where = self.name
+        if isinstance(exc, openai.RateLimitError):
+            retry_after = parse_retry_after(exc.response.headers)
+            return TransientModelError(
+                self._scrub(f"429 rate limited by {where}: {exc.message}"), retry_after=retry_after
+            )
+        if isinstance(exc, openai.APIStatusError):
+            msg = self._scrub(f"{exc.status_code} from {where}: {exc.message}")
+            if exc.status_code >= 500 or exc.status_code == 408:
+                return TransientModelError(msg, retry_after=parse_retry_after(exc.response.headers))
+            return ModelError(msg)
+        if isinstance(exc, openai.APIConnectionError):
+            # The aiohttp transport reports a refused connection as a timeout:
+            # name what happened from the innermost cause.
+            root = _root_cause(exc)
+            if isinstance(root, ConnectionError) or not isinstance(exc, openai.APITimeoutError):
+                return TransientModelError(f"connection error to {where} ({type(root).__name__})")
+            return TransientModelError(f"timeout after {self.options.timeout_s:g}s from {where}")
+        if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
+            return TransientModelError(f"reply from {where} is not valid JSON: {type(exc).__name__}")
+        return ModelError(self._scrub(f"{type(exc).__name__} from {where}: {exc}"))
+
+    # -- structured outputs ----------------------------------------------------
+
+    async def constraint_mode(self) -> ConstraintMode:
+        """The structured-output dialect for this endpoint (detected once per loop when auto)."""
+        mode = self.options.structured_outputs
+        if mode != "auto":
+            return mode
+        loop = asyncio.get_running_loop()
+        detected = _DETECTED.setdefault(loop, {})
+        if self.base_url in detected:
+            return detected[self.base_url]
+        lock = _DETECT_LOCKS.setdefault(loop, {}).setdefault(self.base_url, asyncio.Lock())
+        async with lock:
+            if self.base_url not in detected:
+                detected[self.base_url] = await self._detect()
+        return detected[self.base_url]
+
+    async def _detect(self) -> ConstraintMode:
+        fallback: ConstraintMode = "json_schema" if is_openai_url(self.base_url) else "none"
+        try:
+            page = await self._client_for_loop().models.list()
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 429):
+                raise self._map_error(exc) from None
+            return fallback  # the endpoint does not list models: judge by its URL
+        except Exception as exc:
+            raise self._map_error(exc) from None
+        if any(getattr(m, "owned_by", None) == "vllm" for m in page.data):
+            return "vllm"
+        return fallback
+
+    # -- the call ----------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        client = self._client_for_loop()
+        mode = await self.constraint_mode()
+        kwargs: dict[str, Any] = request_body_extras(request.constraint, mode)
+        if request.extra:
+            kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **request.extra}
+        if request.max_tokens is not None:
+            kwargs["max_tokens"] = request.max_tokens
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        messages: list[Any] = [dict(m) for m in request.messages]
+        async with endpoint_semaphore(self.base_url, self.options.max_in_flight):
+            t0 = time.perf_counter()
+            try:
+                completion = await client.chat.completions.create(
+                    model=self.spec.name, messages=messages, temperature=request.temperature, **kwargs
+                )
+            except Exception as exc:
+                raise self._map_error(exc) from None
+            latency = time.perf_counter() - t0
+        if not hasattr(completion, "choices"):
+            # The SDK hands back raw text when the reply is not labelled JSON.
+            raise TransientModelError(f"reply from {self.name} is not a chat completion")
+        if not completion.choices:
+            raise TransientModelError(f"reply from {self.name} has no choices")
+        message = completion.choices[0].message
+        text = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
+        usage = completion.usage
+        return ChatResult(
+            text=reply_text(text, request.constraint, mode),
+            model=self.name,
+            prompt_tokens=(usage.prompt_tokens or 0) if usage is not None else 0,
+            completion_tokens=(usage.completion_tokens or 0) if usage is not None else 0,
+            latency_s=latency,
+        )
