@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import yaml
 
 EVENT_ORDER = ["phase", "episode", "round", "seat"]
-CALL_ORDER = ["phase", "episode", "round", "agent", "purpose", "attempt"]
+CALL_ORDER = ["phase", "episode", "round", "seat", "purpose", "attempt"]
 
 
 @dataclass(slots=True)

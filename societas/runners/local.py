@@ -139,6 +139,7 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
                 calls["phase"].append(phase)
                 calls["episode"].append(index)
                 calls["round"].append(o.round)
+                calls["seat"].append(seat_of[a])
                 calls["agent"].append(agent.name)
                 calls["purpose"].append(c.purpose)
                 calls["attempt"].append(c.attempt)

@@ -60,6 +60,7 @@ LLM_CALL_SCHEMA = pa.schema([
     ("phase", pa.int32()),
     ("episode", pa.int32()),
     ("round", pa.int32()),
+    ("seat", pa.int8()),
     ("agent", pa.string()),
     ("purpose", pa.string()),
     ("attempt", pa.int16()),
