@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from societas.agents.factory import check_policy
 from societas.llm.specs import parse_model_spec
+
+
+def _check_model_spec(v: str) -> str:
+    parse_model_spec(v)
+    return v
+
+
+# A model spec string ("openai:NAME@URL", "hf:PATH", ...), checked when the config loads.
+ModelSpecStr = Annotated[str, AfterValidator(_check_model_spec)]
 
 
 class ConfigError(ValueError):
@@ -56,23 +65,17 @@ class AgentConfig(_Strict):
 
     name: str
     policy: str
-    model: str | None = None
+    model: ModelSpecStr | None = None
     count: int = Field(default=1, ge=1)
     persona: str | None = None
     social_chain_of_thought: bool = False
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("policy")
     @classmethod
     def _policy(cls, v: str) -> str:
         check_policy(v)
-        return v
-
-    @field_validator("model")
-    @classmethod
-    def _model(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_model_spec(v)
         return v
 
 
@@ -94,6 +97,24 @@ class MatchmakingConfig(_Strict):
     both_orders: bool = True
     repetitions: int = Field(default=1, ge=1)
     graph: GraphConfig | None = None
+
+
+class SocietyConfig(_Strict):
+    """How the population lives: a one-phase tournament, or generations that evolve.
+
+    In `evolution`, each phase is a generation: the whole population plays one
+    episode per society (`societies` independent ones side by side), then
+    `selection` keeps `survivor_fraction` of it and new members inherit from the
+    survivors (strategy texts for language models, mutated parameters for
+    scripted strategies).
+    """
+
+    kind: Literal["tournament", "evolution"] = "tournament"
+    generations: int = Field(default=10, ge=1)
+    societies: int = Field(default=1, ge=1)
+    selection: Literal["top_half", "random", "reputation"] = "top_half"
+    survivor_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    mutation: float = Field(default=0.0, ge=0.0)
 
 
 class LLMConfig(_Strict):
@@ -128,21 +149,15 @@ class ExperimentConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = Field(default=0, ge=0)
-    model: str | None = None
+    model: ModelSpecStr | None = None
     environment: EnvironmentConfig
     population: list[AgentConfig] = Field(min_length=1)
     matchmaking: MatchmakingConfig = Field(default_factory=MatchmakingConfig)
+    society: SocietyConfig = Field(default_factory=SocietyConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     output_dir: str = "runs"
     societas_version: str | None = None
-
-    @field_validator("model")
-    @classmethod
-    def _model(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_model_spec(v)
-        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
@@ -152,6 +167,9 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"population: agent names must be unique; repeated: {', '.join(dupes)}")
         from societas.environments import make
 
+        if self.society.kind == "evolution" and self.environment.vary:
+            raise ValueError("environment.vary: an evolving society plays one environment; "
+                             "sweep parameters across runs instead")
         for params in self.environment.variants():
             try:
                 env = make(self.environment.id, **params)

@@ -1,6 +1,14 @@
-"""Build agents from policy specs: "scripted:NAME", "replay:ID" or "llm"."""
+"""Build agents from policy specs: "scripted:NAME", "replay:ID" or "llm".
+
+Scripted strategies come in families, one module each: index-based strategies
+for 2x2 games (`scripted.py`) and parameterised donation strategies for the
+donor game (`donor.py`). A name is looked up in each family in turn.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -16,17 +24,32 @@ def policy_kind(policy: str) -> str:
     return "llm" if policy == "llm" else policy.partition(":")[0]
 
 
+def _donor_strategies() -> Mapping[str, Any]:
+    try:
+        from societas.agents.donor import DONOR_STRATEGIES
+    except ImportError:
+        return {}
+    return DONOR_STRATEGIES
+
+
+def scripted_strategy_names() -> set[str]:
+    """Every name `scripted:NAME` accepts, across the strategy families."""
+    from societas.agents.scripted import STRATEGIES
+
+    return set(STRATEGIES) | set(_donor_strategies())
+
+
 def check_policy(policy: str) -> None:
     """Raise ValueError, naming what is known, if the policy spec names nothing that exists."""
     from societas.agents.replay import REPLAY_POLICIES
-    from societas.agents.scripted import STRATEGIES
 
     kind, _, name = policy.partition(":")
     if policy == "llm":
         return
     if kind == "scripted":
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown scripted strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+        known = scripted_strategy_names()
+        if name not in known:
+            raise ValueError(f"unknown scripted strategy {name!r}; known: {', '.join(sorted(known))}")
         return
     if kind == "replay":
         if name not in REPLAY_POLICIES:
@@ -42,17 +65,26 @@ def make_agent(
     rng: np.random.Generator,
     model: ChatModel | None = None,
     llm_options: LLMAgentOptions | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Agent:
-    """An agent for one seat of one episode."""
+    """An agent for one seat of one episode; `params` parameterise a scripted strategy."""
     kind, _, ident = policy.partition(":")
     if policy == "llm":
         if model is None:
             raise ValueError(f"agent {name!r} has policy llm but no model")
         return LLMAgent(name, model, rng=rng, options=llm_options)
     if kind == "scripted":
-        from societas.agents.scripted import ScriptedAgent
+        from societas.agents.scripted import STRATEGIES, ScriptedAgent
 
-        return ScriptedAgent(name, ident, rng)
+        if ident in STRATEGIES:
+            if params:
+                raise ValueError(f"scripted:{ident} takes no parameters; got {', '.join(sorted(params))}")
+            return ScriptedAgent(name, ident, rng)
+        if ident in _donor_strategies():
+            from societas.agents.donor import DonorAgent
+
+            return DonorAgent(name, ident, rng, params or {})
+        raise ValueError(f"unknown scripted strategy {ident!r}")
     if kind == "replay":
         from societas.agents.replay import ReplayAgent
 

@@ -23,12 +23,13 @@ from societas.agents.llm_agent import LLMAgentOptions
 from societas.config import LLMConfig
 from societas.environments import make as make_env
 from societas.llm.base import ChatModel
-from societas.runners.rundir import EVENT_SCHEMA, LLM_CALL_SCHEMA
+from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA
 from societas.societies.society import EpisodeSpec, Seat
 from societas.types import Action
 
 _EVENT_COLUMNS = EVENT_SCHEMA.names
 _CALL_COLUMNS = LLM_CALL_SCHEMA.names
+_EPISODE_COLUMNS = EPISODE_SCHEMA.names
 
 
 def episode_seed(seed: int, phase: int, episode: int) -> int:
@@ -66,6 +67,7 @@ class EpisodeOutput:
     key: tuple[int, int]
     events: dict[str, list[Any]]
     calls: dict[str, list[Any]]
+    episode: dict[str, list[Any]]
     decisions: int
 
 
@@ -74,7 +76,12 @@ def _text(value: Any) -> str | None:
 
 
 async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
-    """Play one episode to its end and return its events and model calls."""
+    """Play one episode to its end and return its events, model calls and per-seat totals.
+
+    An environment may offer `acting_agents()` (only those decide this step; the
+    others wait, e.g. recipients in the donor game) and `episode_summary()`
+    (per-agent facts for the episodes table); plain PettingZoo envs need neither.
+    """
     env = make_env(spec.env_id, **spec.env_params)
     env.reset(seed=episode_seed(ctx.seed, spec.phase, spec.index))
     seats = list(env.possible_agents)
@@ -87,27 +94,34 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
             seat.policy, name=seat.name, rng=agent_rng(ctx.seed, spec.phase, spec.index, i),
             model=ctx.models.get(seat.model) if seat.model else None,
             llm_options=ctx.llm_options(seat) if seat.policy == "llm" else None,
+            params=seat.params or None,
         )
     kinds = {a: policy_kind(s.policy) for a, s in zip(seats, spec.seats, strict=True)}
     concurrent = any(k == "llm" for k in kinds.values())
     partner = ({seats[0]: spec.seats[1].name, seats[1]: spec.seats[0].name} if len(seats) == 2 else {})
+    member = {a: s.name for a, s in zip(seats, spec.seats)}
+    acting = getattr(env, "acting_agents", None)
     cumulative = dict.fromkeys(seats, 0.0)
+    counts = dict.fromkeys(seats, 0)
     ev: dict[str, list[Any]] = {c: [] for c in _EVENT_COLUMNS}
     calls: dict[str, list[Any]] = {c: [] for c in _CALL_COLUMNS}
     run_id, phase, index, env_id = ctx.run_id, spec.phase, spec.index, spec.env_id
     decisions = 0
     while env.agents:
-        live = list(env.agents)
+        live = list(env.agents) if acting is None else acting()
         obs = [env.decision(a) for a in live]
         if concurrent and len(live) > 1:
             actions: list[Action] = list(await asyncio.gather(*(agents[a].act(o) for a, o in zip(live, obs))))
         else:
             actions = [await agents[a].act(o) for a, o in zip(live, obs)]
         _, rewards, _, _, infos = env.step({a: act.value for a, act in zip(live, actions)})
+        for a, r in rewards.items():
+            cumulative[a] += float(r)
         for a, o, act in zip(live, obs, actions):
             reward = float(rewards.get(a, 0.0))
-            cumulative[a] += reward
+            counts[a] += 1
             info = infos.get(a, {})
+            other = o.data.get("partner")
             agent = agents[a]
             ev["run_id"].append(run_id)
             ev["phase"].append(phase)
@@ -117,11 +131,14 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
             ev["round"].append(o.round)
             ev["seat"].append(seat_of[a])
             ev["agent"].append(agent.name)
-            ev["partner"].append(partner.get(a))
+            ev["partner"].append(partner.get(a) if other is None else member.get(other, other))
             ev["policy"].append(agent.policy)
             ev["policy_kind"].append(kinds[a])
             ev["model"].append(act.model)
             ev["action"].append(_text(info.get("action", act.value)))
+            value = act.value
+            ev["value"].append(float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+                               else None)
             ev["option"].append(info.get("option"))
             ev["cooperated"].append(info.get("cooperated"))
             ev["prediction"].append(_text(act.prediction))
@@ -133,6 +150,8 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
             ev["prompt_tokens"].append(act.prompt_tokens)
             ev["completion_tokens"].append(act.completion_tokens)
             ev["cache_hit"].append(act.cache_hit)
+            record = info.get("record")  # environment-specific facts of this decision, if any
+            ev["info"].append(None if record is None else json.dumps(record, sort_keys=True, default=str))
             decisions += 1
             for c in act.calls:
                 calls["run_id"].append(run_id)
@@ -152,8 +171,21 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
                 calls["prompt_tokens"].append(c.prompt_tokens)
                 calls["completion_tokens"].append(c.completion_tokens)
                 calls["cache_hit"].append(c.cache_hit)
+    summary = env.episode_summary() if hasattr(env, "episode_summary") else {}
     env.close()
-    return EpisodeOutput(key=spec.key, events=ev, calls=calls, decisions=decisions)
+    ep: dict[str, list[Any]] = {c: [] for c in _EPISODE_COLUMNS}
+    for i, (a, seat) in enumerate(zip(seats, spec.seats)):
+        ep["run_id"].append(run_id)
+        ep["phase"].append(phase)
+        ep["episode"].append(index)
+        ep["seat"].append(i)
+        ep["agent"].append(seat.name)
+        ep["policy"].append(seat.policy)
+        ep["model"].append(seat.model)
+        ep["total_reward"].append(cumulative[a])
+        ep["decisions"].append(counts[a])
+        ep["summary"].append(json.dumps(summary[a], sort_keys=True, default=str) if a in summary else None)
+    return EpisodeOutput(key=spec.key, events=ev, calls=calls, episode=ep, decisions=decisions)
 
 
 async def run_episodes(

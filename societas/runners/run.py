@@ -16,8 +16,8 @@ from societas.config import ExperimentConfig
 from societas.llm.base import ChatModel
 from societas.llm.specs import ModelOptions, make_model, parse_model_spec
 from societas.runners.local import EpisodeOutput, Flusher, RunContext, run_episodes
-from societas.runners.rundir import EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
-from societas.societies.society import Society
+from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
+from societas.societies.society import Society, make_society
 
 
 def default_cache_path() -> Path:
@@ -69,20 +69,21 @@ class _Progress:
 
 
 async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool) -> dict[str, Any]:
-    society = Society(config)
+    society = make_society(config)
     done = rd.recover()
     started = time.time()
     models: dict[str, ChatModel] = {s: make_model(s, model_options(config, s)) for s in society.models()}
     ctx = RunContext(run_id=rd.run_id, seed=config.seed, llm=config.llm, models=models)
     events = Columns(EVENT_SCHEMA)
     calls = Columns(LLM_CALL_SCHEMA)
+    episode_rows = Columns(EPISODE_SCHEMA)
     state = {"part": rd.next_part_index(), "episodes": len(done)}
     pending_keys: list[tuple[int, int]] = []
 
     def write() -> None:
         if not len(events):
             return
-        rd.write_part(state["part"], events.take(), calls.take() if len(calls) else None)
+        rd.write_part(state["part"], events.take(), calls.take() if len(calls) else None, episode_rows.take())
         state["part"] += 1
         state["episodes"] += len(pending_keys)
         pending_keys.clear()
@@ -102,6 +103,7 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool) -
                 events.extend(out.events)
                 if out.calls["run_id"]:
                     calls.extend(out.calls)
+                episode_rows.extend(out.episode)
                 pending_keys.append(out.key)
                 bar.advance()
                 flusher.maybe(len(events))
@@ -112,7 +114,11 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool) -
             finally:
                 bar.close()
                 write()
-            society.update(phase, None)
+            # The society's next state depends only on what is on disk, so a
+            # resume re-derives it exactly.
+            lineage = society.update(phase, rd.read_episodes(phase).to_pandas())
+            if lineage is not None:
+                rd.write_lineage(phase, lineage)
     finally:
         for m in models.values():
             await m.aclose()

@@ -5,6 +5,8 @@ Layout of `runs/<name>-<timestamp>/`:
     config.yaml            the resolved config (with the societas version)
     events/part-NNNNN.parquet      one row per decision
     llm_calls/part-NNNNN.parquet   one row per model request
+    episodes/part-NNNNN.parquet    one row per seat per episode (totals, the env's summary)
+    lineage/phase-NNNNN.parquet    evolving societies: who lived in each phase, and their parents
     checkpoint.json        progress; rewritten atomically after every part
     summary.json           written when the run completes
 
@@ -42,6 +44,7 @@ EVENT_SCHEMA = pa.schema([
     ("policy_kind", pa.string()),
     ("model", pa.string()),
     ("action", pa.string()),
+    ("value", pa.float64()),
     ("option", pa.int8()),
     ("cooperated", pa.bool_()),
     ("prediction", pa.string()),
@@ -53,6 +56,7 @@ EVENT_SCHEMA = pa.schema([
     ("prompt_tokens", pa.int32()),
     ("completion_tokens", pa.int32()),
     ("cache_hit", pa.bool_()),
+    ("info", pa.string()),
 ])
 
 LLM_CALL_SCHEMA = pa.schema([
@@ -73,6 +77,19 @@ LLM_CALL_SCHEMA = pa.schema([
     ("prompt_tokens", pa.int32()),
     ("completion_tokens", pa.int32()),
     ("cache_hit", pa.bool_()),
+])
+
+EPISODE_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("phase", pa.int32()),
+    ("episode", pa.int32()),
+    ("seat", pa.int16()),
+    ("agent", pa.string()),
+    ("policy", pa.string()),
+    ("model", pa.string()),
+    ("total_reward", pa.float64()),
+    ("decisions", pa.int32()),
+    ("summary", pa.string()),
 ])
 
 # Columns that depend on timing or on what the cache already held, not on the
@@ -119,6 +136,8 @@ class RunDirectory:
         self.path = Path(path)
         self.events_dir = self.path / "events"
         self.calls_dir = self.path / "llm_calls"
+        self.episodes_dir = self.path / "episodes"
+        self.lineage_dir = self.path / "lineage"
 
     @property
     def run_id(self) -> str:
@@ -135,8 +154,8 @@ class RunDirectory:
             path = base / f"{config.name}-{stamp}-{n}"
         path.mkdir(parents=True)
         rd = cls(path)
-        rd.events_dir.mkdir()
-        rd.calls_dir.mkdir()
+        for d in (rd.events_dir, rd.calls_dir, rd.episodes_dir):
+            d.mkdir()
         resolved = config.model_copy(update={"societas_version": __version__})
         _atomic_write(path / "config.yaml", dump_config(resolved).encode())
         return rd
@@ -158,25 +177,43 @@ class RunDirectory:
         return 1 + max((int(p.stem.split("-")[1]) for p in parts), default=-1)
 
     def recover(self) -> set[tuple[int, int]]:
-        """Episodes already on disk; drop model-call parts whose events never landed."""
+        """Episodes already on disk; drop model-call and episode parts whose events never landed."""
         event_parts = {p.name for p in self._parts(self.events_dir)}
-        for p in self._parts(self.calls_dir):
-            if p.name not in event_parts:
-                p.unlink()
-        for tmp in list(self.events_dir.glob(".*.tmp")) + list(self.calls_dir.glob(".*.tmp")):
-            tmp.unlink()
+        self.episodes_dir.mkdir(exist_ok=True)
+        for folder in (self.calls_dir, self.episodes_dir):
+            for p in self._parts(folder):
+                if p.name not in event_parts:
+                    p.unlink()
+        for folder in (self.events_dir, self.calls_dir, self.episodes_dir):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink()
         done: set[tuple[int, int]] = set()
         for p in self._parts(self.events_dir):
             t = pq.read_table(p, columns=["phase", "episode"])
             done.update(zip(t.column("phase").to_pylist(), t.column("episode").to_pylist(), strict=True))
         return done
 
-    def write_part(self, index: int, events: pa.Table, calls: pa.Table | None) -> None:
-        """Model calls first, events last: an events part marks its episodes done."""
+    def write_part(self, index: int, events: pa.Table, calls: pa.Table | None,
+                   episodes: pa.Table | None = None) -> None:
+        """Model calls and episode rows first, events last: an events part marks its episodes done."""
         name = f"part-{index:05d}.parquet"
         if calls is not None and calls.num_rows:
             _write_table(calls, self.calls_dir / name)
+        if episodes is not None and episodes.num_rows:
+            _write_table(episodes, self.episodes_dir / name)
         _write_table(events, self.events_dir / name)
+
+    def read_episodes(self, phase: int) -> pa.Table:
+        """The episodes table of one phase (every seat of every finished episode)."""
+        parts = self._parts(self.episodes_dir)
+        if not parts:
+            return EPISODE_SCHEMA.empty_table()
+        table = pq.read_table(parts, filters=[("phase", "=", phase)], schema=EPISODE_SCHEMA)
+        return table.sort_by([("episode", "ascending"), ("seat", "ascending")])
+
+    def write_lineage(self, phase: int, table: pa.Table) -> None:
+        self.lineage_dir.mkdir(exist_ok=True)
+        _write_table(table, self.lineage_dir / f"phase-{phase:05d}.parquet")
 
     def write_json(self, name: str, payload: dict[str, Any]) -> None:
         _atomic_write(self.path / name, (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode())

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+
 from societas.config import AgentConfig, ExperimentConfig, member_names
 from societas.societies.matchmaking import build_graph, round_robin
 
@@ -24,6 +27,7 @@ class Seat:
     persona: str | None = None
     social_chain_of_thought: bool = False
     temperature: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,6 +53,7 @@ def _seat(agent: AgentConfig, name: str, default_model: str | None) -> Seat:
         persona=agent.persona,
         social_chain_of_thought=agent.social_chain_of_thought,
         temperature=agent.temperature,
+        params=dict(agent.params),
     )
 
 
@@ -87,9 +92,22 @@ class Society:
                 ))
         return episodes
 
-    def update(self, phase: int, results: Any) -> None:
-        """Change the society between phases; a tournament has nothing to change."""
+    def update(self, phase: int, episodes: pd.DataFrame) -> pa.Table | None:
+        """Change the society between phases from the phase's episodes table.
+
+        Returns the phase's lineage rows for societies that evolve; a tournament
+        has nothing to change.
+        """
         return None
 
     def models(self) -> list[str]:
         return sorted({s.model for s in self.members.values() if s.model})
+
+
+def make_society(config: ExperimentConfig) -> Society:
+    """The society a config describes: a tournament, or an evolving population."""
+    if config.society.kind == "evolution":
+        from societas.societies.evolution import EvolvingSociety
+
+        return EvolvingSociety(config)
+    return Society(config)
