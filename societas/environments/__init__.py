@@ -33,6 +33,8 @@ register(
     description="Repeated 2x2 games (Prisoner's Dilemma, Battle of the Sexes, the 144 ordinal games) "
     "with the prompts of Akata et al. (2023).",
 )
+register("donor-game", "societas.environments.donor_game:DonorGame",
+         description="The donor game with cultural evolution (Vallinder & Hughes 2024): one generation per episode.")
 
 
 def __getattr__(name: str) -> Any:
