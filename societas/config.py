@@ -175,7 +175,17 @@ class ExperimentConfig(_Strict):
                 env = make(self.environment.id, **params)
             except (TypeError, ValueError, KeyError) as exc:
                 raise ValueError(f"environment.params: {_msg(exc)}") from None
+            seats = len(env.possible_agents)
             env.close()
+        if self.society.kind == "evolution":
+            skipped = self.skipped_members()
+            if skipped:
+                raise ValueError(f"population: {', '.join(skipped)} need a model (--model) to take their "
+                                 "seats in an evolving society")
+            members = sum(a.count for a in self.population)
+            if members != seats:
+                raise ValueError(f"population: {members} members for the {seats} seats of {self.environment.id}; "
+                                 "make the counts match (e.g. environment.params.num_agents)")
         return self
 
     def active_population(self) -> list[AgentConfig]:

@@ -26,6 +26,8 @@ class Run:
     path: Path
     events: pd.DataFrame
     llm_calls: pd.DataFrame
+    episodes: pd.DataFrame
+    lineage: pd.DataFrame
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
 
@@ -35,7 +37,7 @@ class Run:
 
 
 def _read_parts(folder: Path, order: list[str]) -> pd.DataFrame:
-    parts = sorted(folder.glob("part-*.parquet"))
+    parts = sorted(folder.glob("*.parquet"))
     if not parts:
         return pd.DataFrame()
     df = pq.read_table(parts).to_pandas() if len(parts) > 1 else pq.read_table(parts[0]).to_pandas()
@@ -43,7 +45,12 @@ def _read_parts(folder: Path, order: list[str]) -> pd.DataFrame:
 
 
 def load_run(path: str | Path) -> Run:
-    """Read a run directory: events, llm_calls, resolved config and summary (if complete)."""
+    """Read a run directory: events, llm_calls, episodes, lineage, resolved config and summary.
+
+    `episodes` has one row per seat per episode (total reward, the environment's
+    summary as JSON); `lineage` one row per member per generation of an
+    evolving society (empty otherwise); `summary` is None until the run completes.
+    """
     p = Path(path)
     if not (p / "config.yaml").is_file():
         raise FileNotFoundError(f"{p}: not a run directory (no config.yaml)")
@@ -52,6 +59,8 @@ def load_run(path: str | Path) -> Run:
         path=p,
         events=_read_parts(p / "events", EVENT_ORDER),
         llm_calls=_read_parts(p / "llm_calls", CALL_ORDER),
+        episodes=_read_parts(p / "episodes", ["phase", "episode", "seat"]),
+        lineage=_read_parts(p / "lineage", ["phase", "society", "seat"]),
         config=yaml.safe_load((p / "config.yaml").read_text()) or {},
         summary=json.loads(summary_file.read_text()) if summary_file.is_file() else None,
     )

@@ -58,7 +58,7 @@ class Member:
 
 
 def _mutate(seat: Seat, rng: np.random.Generator, scale: float) -> dict[str, Any]:
-    if scale <= 0 or not seat.params or not seat.policy.startswith("scripted:"):
+    if scale <= 0 or not seat.policy.startswith("scripted:"):
         return dict(seat.params)
     from societas.agents.donor import DONOR_STRATEGIES, mutate
 
@@ -102,7 +102,7 @@ class EvolvingSociety:
             ids = self.agent_ids
             params = dict(
                 self.env_params,
-                generation=phase,
+                generation=phase + 1,  # generations are numbered from 1 in prompts, as in the paper
                 strategies={ids[i]: m.strategy for i, m in enumerate(population) if m.strategy is not None},
                 new_agents=[ids[i] for i, m in enumerate(population) if m.strategy is None],
                 inherited_strategies=list(self.inherited[s]),
