@@ -1,5 +1,6 @@
 """Donor-game metrics per generation (Vallinder & Hughes 2024), from a run's tables.
 
+Generations are numbered from 1, as in the prompts and the paper (phase + 1).
 Inputs are the DataFrames of `load_run`: `events` (one row per donation
 decision, with the environment's record of it in the `info` JSON column),
 `episodes` (per seat and generation: final resources, reputation, strategy)
@@ -36,8 +37,8 @@ def decisions(events: pd.DataFrame) -> pd.DataFrame:
     records = records.drop(columns=[c for c in ("round", "phase", "generation") if c in records])
     out = pd.concat([ev[["phase", "episode", "round", "agent", "partner", "valid", "retries", "value"]], records],
                     axis=1)
-    return out[out["kind"].isin(["donate", "punish", "refuse"])].rename(
-        columns={"phase": "generation", "episode": "society"})
+    out = out[out["kind"].isin(["donate", "punish", "refuse"])].rename(columns={"episode": "society"})
+    return out.assign(generation=out.pop("phase") + 1)
 
 
 def episode_facts(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -45,7 +46,8 @@ def episode_facts(episodes: pd.DataFrame) -> pd.DataFrame:
     facts = pd.DataFrame([json.loads(x) if x else {} for x in episodes["summary"]], index=episodes.index)
     facts = facts.drop(columns=[c for c in ("generation", "phase") if c in facts])  # the run's own numbering wins
     out = pd.concat([episodes[["phase", "episode", "seat", "agent", "policy", "total_reward"]], facts], axis=1)
-    return out.rename(columns={"phase": "generation", "episode": "society"})
+    out = out.rename(columns={"episode": "society"})
+    return out.assign(generation=out.pop("phase") + 1)
 
 
 def _corr(x: pd.Series, y: pd.Series) -> float:
@@ -97,11 +99,14 @@ def strategy_shares(lineage: pd.DataFrame) -> pd.DataFrame:
     """Share of each policy in the population per generation (the selection dynamics)."""
     counts = lineage.groupby(["phase", "policy"]).size().unstack(fill_value=0)
     shares = counts.div(counts.sum(axis=1), axis=0)
+    shares.index = shares.index + 1
     shares.index.name = "generation"
+    shares.columns.name = None
     return shares.reset_index()
 
 
 def strategies_by_generation(lineage: pd.DataFrame) -> pd.DataFrame:
     """The strategy texts alive in each generation, with their authors and whether they survived."""
     cols = ["phase", "society", "agent", "policy", "strategy", "total_reward", "survived"]
-    return lineage[cols].rename(columns={"phase": "generation"})
+    out = lineage[cols].rename(columns={"phase": "generation"})
+    return out.assign(generation=out["generation"] + 1)
