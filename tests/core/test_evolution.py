@@ -27,7 +27,7 @@ def comparable(events: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def free_riders(tmp_path_factory: pytest.TempPathFactory):
     cfg = load_config("donor_free_riders", output_dir=str(tmp_path_factory.mktemp("runs")))
-    rd, summary = run_experiment(cfg, progress=False)
+    rd, _ = run_experiment(cfg, progress=False)
     return rd, load_run(rd.path)
 
 
