@@ -3,6 +3,8 @@
 Scripted strategies come in families, one module each: index-based strategies
 for 2x2 games (`scripted.py`) and parameterised donation strategies for the
 donor game (`donor.py`). A name is looked up in each family in turn.
+Plug-ins add strategies and whole policy kinds ("KIND:NAME") through
+`registry.py`; they are looked up only when a name is not built in.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from societas.agents import registry
 from societas.agents.base import Agent
 from societas.agents.llm_agent import LLMAgent, LLMAgentOptions
 from societas.llm.base import ChatModel
@@ -20,7 +23,7 @@ POLICY_FORMS = "scripted:NAME, replay:ID or llm"
 
 
 def policy_kind(policy: str) -> str:
-    """The family of a policy spec: scripted, replay or llm."""
+    """The family of a policy spec: scripted, replay, llm, or a plug-in's KIND."""
     return "llm" if policy == "llm" else policy.partition(":")[0]
 
 
@@ -49,13 +52,21 @@ def check_policy(policy: str) -> None:
     if kind == "scripted":
         known = scripted_strategy_names()
         if name not in known:
-            raise ValueError(f"unknown scripted strategy {name!r}; known: {', '.join(sorted(known))}")
+            registry.load_plugins()  # an installed plug-in may add it
+            known = scripted_strategy_names()
+        if name not in known:
+            raise ValueError(f"unknown scripted strategy {name!r}; known: {', '.join(sorted(known))}"
+                             f"{registry.failure_note()}")
         return
     if kind == "replay":
         if name not in REPLAY_POLICIES:
             raise ValueError(f"unknown replay policy {name!r}; known: {', '.join(sorted(REPLAY_POLICIES))}")
         return
-    raise ValueError(f"policy {policy!r} is not one of {POLICY_FORMS}")
+    plugin_kind = registry.find_policy(kind) if name else None
+    if plugin_kind is not None:
+        plugin_kind.check(name)
+        return
+    raise ValueError(f"policy {policy!r} is not one of {registry.policy_forms()}{registry.failure_note()}")
 
 
 def make_agent(
@@ -76,6 +87,8 @@ def make_agent(
     if kind == "scripted":
         from societas.agents.scripted import STRATEGIES, ScriptedAgent
 
+        if ident not in STRATEGIES:
+            registry.load_plugins()  # once per process: plug-ins may add strategies
         if ident in STRATEGIES:
             if params:
                 raise ValueError(f"scripted:{ident} takes no parameters; got {', '.join(sorted(params))}")
@@ -89,4 +102,8 @@ def make_agent(
         from societas.agents.replay import ReplayAgent
 
         return ReplayAgent(name, ident)
-    raise ValueError(f"policy {policy!r} is not one of {POLICY_FORMS}")
+    plugin_kind = registry.find_policy(kind) if ident else None
+    if plugin_kind is not None:
+        return plugin_kind.factory(ident, name=name, rng=rng, model=model, llm_options=llm_options,
+                                   params=params or {})
+    raise ValueError(f"policy {policy!r} is not one of {registry.policy_forms()}")

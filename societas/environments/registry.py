@@ -5,11 +5,15 @@ class), or a "module:attribute" string imported on first use, which keeps
 `import societas.environments` cheap. Third-party packages register games through
 the `societas.environments` entry-point group (name = environment id, value =
 "module:attribute"); those are discovered lazily, the first time an id is missing
-or the registry is listed.
+or the registry is listed, and imported only when built. A plug-in game that
+fails to import, or builds something that is not a PettingZoo ParallelEnv with
+`decision(agent)`, raises a one-line `PluginError` naming the plug-in and its
+distribution; the other games are untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -17,10 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from societas import plugins
+from societas.plugins import Plugin, PluginError
+
 if TYPE_CHECKING:
     from pettingzoo import ParallelEnv
 
-ENTRY_POINT_GROUP = "societas.environments"
+ENTRY_POINT_GROUP = plugins.ENVIRONMENTS_GROUP
 
 Factory = Callable[..., "ParallelEnv"]
 
@@ -35,20 +42,29 @@ class UnknownEnvironmentError(KeyError):
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentEntry:
-    """One registered environment: its id, how to build it, and a line for `societas list`."""
+    """One registered environment: its id, how to build it, and a line for `societas list`.
+
+    `plugin` is set for games that an installed distribution declared through
+    the entry-point group.
+    """
 
     id: str
     target: Factory | str
     description: str = ""
+    plugin: Plugin | None = None
 
     @property
     def factory(self) -> Factory:
         """The callable that builds the environment (importing it on first use)."""
+        if self.plugin is not None:
+            return _load_plugin(self.plugin)
         return _load(self.target) if isinstance(self.target, str) else self.target
 
 
 _REGISTRY: dict[str, EnvironmentEntry] = {}
 _entry_points_loaded = False
+# Plug-in games that passed the API check once in this process.
+_CHECKED_PLUGINS: set[str] = set()
 
 
 def register(
@@ -92,6 +108,10 @@ def make(env_id: str, **params: Any) -> ParallelEnv:
     Raises UnknownEnvironmentError for an unknown id, TypeError for parameters the
     factory does not take (naming them and listing the accepted ones); the
     environment itself raises TypeError / ValueError for values it cannot use.
+    A plug-in game that cannot be imported or breaks the API raises PluginError
+    (a ValueError whose message names the plug-in and its distribution); the
+    first build of each plug-in game also resets a probe instance and asks it
+    for one decision per agent, so such a game fails here and not mid-run.
     """
     entry = _REGISTRY.get(env_id)
     if entry is None:
@@ -103,7 +123,116 @@ def make(env_id: str, **params: Any) -> ParallelEnv:
     factory = entry.factory
     if params:
         _check_params(env_id, factory, params)
-    return factory(**params)
+    if entry.plugin is None:
+        return factory(**params)
+    env = _build_plugin(entry.plugin, factory, params)
+    if env_id not in _CHECKED_PLUGINS:
+        try:
+            _smoke_test(entry.plugin, factory, params)
+        except PluginError:
+            with contextlib.suppress(Exception):
+                env.close()
+            raise
+        _CHECKED_PLUGINS.add(env_id)
+    return env
+
+
+def validate_plugins() -> dict[str, PluginError]:
+    """Import every plug-in game and build the ones that need no parameters; failures by id.
+
+    For `societas list`: a game that cannot be imported, or whose environment
+    breaks the API, is reported here instead of when a config first names it.
+    """
+    broken: dict[str, PluginError] = {}
+    for env_id, entry in registered().items():
+        if entry.plugin is None:
+            continue
+        try:
+            factory = entry.factory
+            if _required_parameters(factory):
+                continue  # cannot be built without a config's parameters; imported fine
+            make(env_id).close()
+        except PluginError as exc:
+            broken[env_id] = exc
+        except Exception as exc:  # built with its own defaults, so any failure is the plug-in's
+            broken[env_id] = entry.plugin.error(exc)
+    return broken
+
+
+@functools.cache
+def _load_plugin(plugin: Plugin) -> Factory:
+    # Cached once loaded (the runner builds a game per episode); a failure is not cached.
+    obj = plugin.load()
+    if not callable(obj):
+        raise plugin.error(f"{plugin.value} is not callable (expected a ParallelEnv class or factory)")
+    return obj
+
+
+def _build_plugin(plugin: Plugin, factory: Factory, params: dict[str, Any]) -> ParallelEnv:
+    """Build a plug-in game; TypeError / ValueError stay parameter errors, anything else is the plug-in's."""
+    try:
+        env = factory(**params)
+    except (TypeError, ValueError):
+        raise
+    except Exception as exc:
+        raise plugin.error(exc) from exc
+    problem = _api_problem(env)
+    if problem:
+        raise plugin.error(f"{_describe(type(env))} {problem}")
+    return env
+
+
+def _api_problem(env: Any) -> str | None:
+    """What makes `env` unusable by the runner (structure only: nothing is called), or None."""
+    agents = getattr(env, "possible_agents", None)
+    if not isinstance(agents, (list, tuple)) or not agents:
+        return "has no possible_agents list (not a PettingZoo ParallelEnv)"
+    missing = [m for m in ("reset", "step", "decision", "observation_space", "action_space", "close")
+               if not callable(getattr(env, m, None))]
+    if missing:
+        methods = ", ".join(f"{m}()" for m in missing)
+        return f"lacks {methods} (a societas game is a PettingZoo ParallelEnv with decision(agent))"
+    return None
+
+
+def _smoke_test(plugin: Plugin, factory: Factory, params: dict[str, Any]) -> None:
+    """Reset a second instance and ask each acting agent for its decision, once per game and process.
+
+    A separate instance, so the environment handed to the caller is untouched.
+    """
+    from societas.types import Observation
+
+    try:
+        probe = factory(**params)
+    except Exception as exc:
+        raise plugin.error(exc) from exc
+    try:
+        result = probe.reset(seed=0)
+        if not (isinstance(result, tuple) and len(result) == 2 and all(isinstance(x, dict) for x in result)):
+            raise plugin.error(f"{_describe(type(probe))}.reset() must return (observations, infos) dicts, "
+                               f"got {type(result).__name__}")
+        acting = getattr(probe, "acting_agents", None)
+        for agent in acting() if callable(acting) else list(probe.agents):
+            obs = probe.decision(agent)
+            if not isinstance(obs, Observation):
+                raise plugin.error(f"{_describe(type(probe))}.decision({agent!r}) must return a "
+                                   f"societas.types.Observation, got {type(obs).__name__}")
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise plugin.error(exc) from exc
+    finally:
+        with contextlib.suppress(Exception):  # closing a probe must not hide the real outcome
+            probe.close()
+
+
+def _required_parameters(factory: Factory) -> list[str]:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in sig.parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _check_params(env_id: str, factory: Factory, params: dict[str, Any]) -> None:
@@ -154,13 +283,24 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    from importlib import metadata  # costs ~20 ms: only when a plug-in may be needed
+    for plugin in plugins.discover(ENTRY_POINT_GROUP):
+        if plugin.name not in _REGISTRY:
+            _REGISTRY[plugin.name] = EnvironmentEntry(
+                id=plugin.name, target=plugin.value, description=_plugin_description(plugin), plugin=plugin,
+            )
 
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _REGISTRY:
-            dist = getattr(ep, "dist", None)
-            source = f" (from {dist.name})" if dist is not None else ""
-            _REGISTRY[ep.name] = EnvironmentEntry(id=ep.name, target=ep.value, description=f"plug-in{source}")
+
+def _plugin_description(plugin: Plugin) -> str:
+    """The plug-in's own summary line (its distribution's metadata), for `societas list`."""
+    summary = ""
+    if plugin.distribution:
+        from importlib import metadata
+
+        try:
+            summary = metadata.metadata(plugin.distribution).get("Summary") or ""
+        except metadata.PackageNotFoundError:
+            summary = ""
+    return f"{summary} (plug-in from {plugin.source})" if summary else f"plug-in from {plugin.source}"
 
 
 def _describe(target: Factory | str) -> str:

@@ -3,7 +3,10 @@
 `make_model` turns a spec string into a ready ChatModel: the provider's
 backend, wrapped with retries on transient failures and a response cache.
 Backends are imported only when a spec asks for them, so `import societas`
-stays light.
+stays light. A new provider is one ChatModel class built as `Class(spec,
+options)`: register it with `register_backend`, or from an installed package
+through the `societas.models` entry-point group (name = provider, value =
+"module:Class"), read once per process when a spec names an unknown provider.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from societas import plugins
 from societas.llm.base import ChatModel
 
 StructuredOutputs = Literal["auto", "vllm", "json_schema", "none"]
@@ -57,16 +61,65 @@ class ModelOptions:
 
 
 BackendFactory = Callable[[ModelSpec, ModelOptions], ChatModel]
+"""Builds a provider's model: usually the ChatModel class itself, called as Class(spec, options)."""
 _BACKENDS: dict[str, BackendFactory] = {}
+# Providers that installed packages declare, imported when a spec first names them.
+_PLUGIN_BACKENDS: dict[str, plugins.Plugin] = {}
+_entry_points_loaded = False
 
 
 def register_backend(provider: str, factory: BackendFactory) -> None:
-    """Make `provider:NAME` specs resolve to models built by `factory`."""
+    """Make `provider:NAME` specs resolve to models built by `factory(spec, options)`.
+
+    The model it returns is wrapped like every other backend's: retries with
+    backoff on TransientModelError, and the response cache when one is set.
+    """
+    if not isinstance(provider, str) or not provider.isidentifier():
+        raise ValueError(f"provider must be an identifier such as 'myprovider', got {provider!r}")
+    if not callable(factory):
+        raise TypeError(f"provider {provider!r}: factory must be callable, got {factory!r}")
     _BACKENDS[provider] = factory
 
 
 def providers() -> list[str]:
-    return sorted(set(_BACKENDS) | {"openai", "hf", "fake"})
+    """Every provider a spec may name, plug-ins included (without importing them)."""
+    _load_entry_points()
+    return sorted(set(_BACKENDS) | set(_PLUGIN_BACKENDS) | {"openai", "hf", "fake"})
+
+
+def validate_backend_plugins() -> dict[str, plugins.PluginError]:
+    """Import every plug-in provider not yet loaded; failures by provider (for `societas list`)."""
+    _load_entry_points()
+    broken = {}
+    for provider in sorted(_PLUGIN_BACKENDS):
+        try:
+            _backend(provider)
+        except plugins.PluginError as exc:
+            broken[provider] = exc
+    return broken
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for plugin in plugins.discover(plugins.MODELS_GROUP):
+        if plugin.name not in _BACKENDS:
+            _PLUGIN_BACKENDS[plugin.name] = plugin
+
+
+def _backend(provider: str) -> BackendFactory:
+    """The provider's factory, importing a plug-in provider on first use (PluginError if it cannot)."""
+    factory = _BACKENDS.get(provider)
+    if factory is not None:
+        return factory
+    plugin = _PLUGIN_BACKENDS[provider]
+    factory = plugin.load()
+    if not callable(factory):
+        raise plugin.error(f"{plugin.value} is not callable (expected a ChatModel class taking (spec, options))")
+    _BACKENDS[provider] = factory
+    return factory
 
 
 def parse_model_spec(spec: str) -> ModelSpec:
@@ -80,7 +133,8 @@ def parse_model_spec(spec: str) -> ModelSpec:
     if not rest:
         raise ValueError(f"model spec {spec!r} names no model (e.g. {forms})")
     base_url = None
-    if provider in ("openai", "vllm") and "@" in rest:
+    # openai:NAME@URL; plug-in providers may take an @http(s):// URL the same way.
+    if "@" in rest and (provider in ("openai", "vllm") or (provider not in ("hf", "fake") and "@http" in rest)):
         rest, _, base_url = rest.partition("@")
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"model spec {spec!r}: the base URL after @ must start with http:// or https://")
@@ -91,6 +145,8 @@ def parse_model_spec(spec: str) -> ModelSpec:
 
         if rest not in RESPONDERS:
             raise ValueError(f"model spec {spec!r}: unknown fake responder; known: {', '.join(sorted(RESPONDERS))}")
+    elif provider in _PLUGIN_BACKENDS:
+        _backend(provider)  # import a plug-in provider now, so a broken one fails with the config
     return ModelSpec(provider=provider, name=rest, base_url=base_url)
 
 
@@ -121,7 +177,7 @@ def make_model(spec: str | ModelSpec, options: ModelOptions | None = None) -> Ch
     """Build the model a spec names, with retries and (when `cache_path` is set) a response cache."""
     options = options or ModelOptions()
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
-    model: ChatModel = _BACKENDS[parsed.provider](parsed, options)
+    model: ChatModel = _backend(parsed.provider)(parsed, options)
     if parsed.provider != "fake":
         from societas.llm.retry import RetryingModel
 
