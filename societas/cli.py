@@ -80,16 +80,27 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="A run directory that st
 
 @app.command("list")
 def list_all() -> None:
-    """Environments, scripted strategies, replay policies, model providers and bundled configs."""
+    """Environments, scripted strategies, replay policies, model providers and bundled configs.
+
+    Installed plug-ins are imported and checked here; one that cannot be used is
+    reported in one line and left out, and everything else is listed as usual.
+    """
+    from societas.agents.registry import load_plugins, policy_kinds
     from societas.agents.replay import REPLAY_POLICIES
     from societas.agents.scripted import describe_strategies
     from societas.config import bundled_configs
     from societas.environments import registered
-    from societas.llm.specs import providers
+    from societas.environments.registry import validate_plugins
+    from societas.llm.specs import providers, validate_backend_plugins
+    from societas.plugins import failures
 
+    broken_envs = validate_plugins()
+    load_plugins()
+    broken_providers = validate_backend_plugins()
     t = Table("environment", "description", title="Environments", title_justify="left")
     for env_id, entry in sorted(registered().items()):
-        t.add_row(env_id, entry.description)
+        if env_id not in broken_envs:
+            t.add_row(env_id, entry.description)
     out.print(t)
     t = Table("policy", "description", title="Scripted strategies", title_justify="left")
     for name, desc in describe_strategies().items():
@@ -99,14 +110,26 @@ def list_all() -> None:
     for name, entry in sorted(REPLAY_POLICIES.items()):
         t.add_row(f"replay:{name}", entry.description)
     out.print(t)
-    out.print("Model providers: " + ", ".join(f"{p}:" for p in providers()) + "   (policy: llm + --model)")
+    kinds = policy_kinds()
+    if kinds:
+        t = Table("policy", "description", title="Plug-in policy kinds", title_justify="left")
+        for kind, pk in kinds.items():
+            if pk.names is None:
+                t.add_row(f"{kind}:NAME", pk.description)
+            for name, desc in sorted((pk.names or {}).items()):
+                t.add_row(f"{kind}:{name}", desc or pk.description)
+        out.print(t)
+    usable = [p for p in providers() if p not in broken_providers]
+    out.print("Model providers: " + ", ".join(f"{p}:" for p in usable) + "   (policy: llm + --model)")
     out.print("Bundled configs: " + ", ".join(bundled_configs()))
+    for failure in failures():
+        out.print(str(failure), style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """Per-agent cooperation rate and payoffs of a run, as a table."""
-    from societas.analysis import agent_table, load_run
+    """The key tables of a run: per-agent cooperation and payoffs; per generation for evolving societies."""
+    from societas.analysis import load_run
 
     try:
         r = load_run(run_dir)
@@ -114,17 +137,54 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -
         _fail(str(exc))
     if r.events.empty:
         _fail(f"{run_dir}: the run has no events yet", 1)
+    if (r.events["env"] == "donor-game").any():
+        _print_generations(r)
+    else:
+        _print_agents(r)
+    if r.summary is None:
+        out.print("[yellow]run incomplete: finish it with `societas resume`[/]")
+
+
+def _fmt(x: float, spec: str = ".2f") -> str:
+    return "-" if x != x else format(x, spec)
+
+
+def _print_agents(r: Any) -> None:
+    from societas.analysis import agent_table
+
     table = agent_table(r.events)
     t = Table("agent", "policy", "decisions", "cooperation", "payoff/round", "payoff/episode", "invalid",
               title=f"{r.run_id}: {r.events[['phase', 'episode']].drop_duplicates().shape[0]} episodes",
               title_justify="left")
     for row in table.itertuples():
-        coop = "-" if row.cooperation_rate != row.cooperation_rate else f"{row.cooperation_rate:.2f}"
-        t.add_row(row.agent, row.policy, str(row.decisions), coop, f"{row.mean_payoff:.2f}",
+        t.add_row(row.agent, row.policy, str(row.decisions), _fmt(row.cooperation_rate), f"{row.mean_payoff:.2f}",
                   f"{row.payoff_per_episode:.1f}", f"{row.invalid_rate:.1%}")
     out.print(t)
-    if r.summary is None:
-        out.print("[yellow]run incomplete: finish it with `societas resume`[/]")
+
+
+def _print_generations(r: Any) -> None:
+    from societas.analysis.donor import across_societies, generation_table, strategy_shares
+
+    table = generation_table(r.events, r.episodes)
+    resources = across_societies(table, "resources").set_index("generation")
+    means = table.groupby("generation").mean(numeric_only=True)
+    societies = int(table["society"].nunique())
+    t = Table("generation", "resources (95% CI)", "donated", "cooperation", "reciprocity", "punished", "diversity",
+              "invalid", title=f"{r.run_id}: donor game, {societies} societies, means per generation",
+              title_justify="left")
+    for gen, row in means.iterrows():
+        res = resources.loc[gen]
+        ci = f" [{res['ci_low']:.1f}, {res['ci_high']:.1f}]" if societies > 1 else ""
+        t.add_row(str(gen), f"{res['mean']:.1f}{ci}", _fmt(row["donated_fraction"], ".0%"),
+                  _fmt(row["cooperation_rate"], ".0%"), _fmt(row["reciprocity"]), _fmt(row["punishment_rate"], ".0%"),
+                  _fmt(row["strategy_diversity"]), _fmt(row["invalid_rate"], ".1%"))
+    out.print(t)
+    if not r.lineage.empty and r.lineage["policy"].nunique() > 1:
+        shares = strategy_shares(r.lineage).set_index("generation")
+        t = Table("generation", *shares.columns, title="share of the population by policy", title_justify="left")
+        for gen, row in shares.iterrows():
+            t.add_row(str(gen), *(f"{v:.0%}" for v in row))
+        out.print(t)
 
 
 def main() -> None:

@@ -106,7 +106,9 @@ class SocietyConfig(_Strict):
     episode per society (`societies` independent ones side by side), then
     `selection` keeps `survivor_fraction` of it and new members inherit from the
     survivors (strategy texts for language models, mutated parameters for
-    scripted strategies).
+    scripted strategies). Newcomers are shown at most `max_inherited_strategies`
+    of the survivors' strategies (a seeded sample; the paper's 12-agent society
+    shows all 6), so prompts stay short in societies of thousands.
     """
 
     kind: Literal["tournament", "evolution"] = "tournament"
@@ -115,6 +117,7 @@ class SocietyConfig(_Strict):
     selection: Literal["top_half", "random", "reputation"] = "top_half"
     survivor_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
     mutation: float = Field(default=0.0, ge=0.0)
+    max_inherited_strategies: int = Field(default=24, ge=1)
 
 
 class LLMConfig(_Strict):

@@ -35,7 +35,7 @@ from societas.societies.society import EpisodeSpec, Seat, _seat
 LINEAGE_SCHEMA = pa.schema([
     ("phase", pa.int32()),
     ("society", pa.int32()),
-    ("seat", pa.int16()),
+    ("seat", pa.int32()),
     ("agent", pa.string()),
     ("policy", pa.string()),
     ("params", pa.string()),
@@ -160,5 +160,9 @@ class EvolvingSociety:
                            else (parent.seat.name,))
                 next_population.append(Member(seat=seat, born=phase + 1, parents=parents))
             self.populations[s] = next_population
-            self.inherited[s] = [strategies[i] for i in survivors if strategies[i]]
+            texts = [strategies[i] for i in survivors if strategies[i]]
+            cap = self.settings.max_inherited_strategies
+            if len(texts) > cap:
+                texts = [texts[i] for i in sorted(rng.choice(len(texts), cap, replace=False).tolist())]
+            self.inherited[s] = texts
         return pa.Table.from_pylist(lineage, schema=LINEAGE_SCHEMA)
