@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from societas.agents.factory import check_policy
 from societas.llm.specs import parse_model_spec
+from societas.plugins import PluginError
 
 
 def _check_model_spec(v: str) -> str:
@@ -176,6 +177,8 @@ class ExperimentConfig(_Strict):
         for params in self.environment.variants():
             try:
                 env = make(self.environment.id, **params)
+            except PluginError as exc:  # the game itself is broken, not its parameters
+                raise ValueError(f"environment.id: {_msg(exc)}") from None
             except (TypeError, ValueError, KeyError) as exc:
                 raise ValueError(f"environment.params: {_msg(exc)}") from None
             seats = len(env.possible_agents)
