@@ -127,7 +127,9 @@ def list_all() -> None:
 
 
 @app.command()
-def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+            strategies: Annotated[bool, typer.Option(help="List the strategy texts alive in each generation.")]
+            = False) -> None:
     """The key tables of a run: per-agent cooperation and payoffs; per generation for evolving societies."""
     from societas.analysis import load_run
 
@@ -137,7 +139,9 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -
         _fail(str(exc))
     if r.events.empty:
         _fail(f"{run_dir}: the run has no events yet", 1)
-    if (r.events["env"] == "donor-game").any():
+    if strategies:
+        _print_strategies(r)
+    elif (r.events["env"] == "donor-game").any():
         _print_generations(r)
     else:
         _print_agents(r)
@@ -147,6 +151,19 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -
 
 def _fmt(x: float, spec: str = ".2f") -> str:
     return "-" if x != x else format(x, spec)
+
+
+def _print_strategies(r: Any) -> None:
+    from societas.analysis.donor import strategies_by_generation
+
+    if r.lineage.empty:
+        _fail(f"{r.path}: not an evolving society (no lineage)", 1)
+    table = strategies_by_generation(r.lineage).dropna(subset=["strategy"])
+    t = Table("generation", "members", "survivors", "strategy", title=f"{r.run_id}: strategies by generation",
+              title_justify="left")
+    for (gen, text), g in table.groupby(["generation", "strategy"], sort=True):
+        t.add_row(str(gen), str(len(g)), str(int(g["survived"].sum())), text)
+    out.print(t)
 
 
 def _print_agents(r: Any) -> None:

