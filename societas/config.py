@@ -91,9 +91,13 @@ class GraphConfig(_Strict):
 
 
 class MatchmakingConfig(_Strict):
-    """Round robin over the population: who plays whom, in which seats, how often."""
+    """Who plays whom: a round robin of pairs, or the whole `population` in each episode.
 
-    kind: Literal["round_robin"] = "round_robin"
+    `population` seats every member, in population order, in one episode per
+    environment variant and repetition (societies such as a feedback loop).
+    """
+
+    kind: Literal["round_robin", "population"] = "round_robin"
     self_play: bool = True
     both_orders: bool = True
     repetitions: int = Field(default=1, ge=1)
@@ -183,11 +187,11 @@ class ExperimentConfig(_Strict):
                 raise ValueError(f"environment.params: {_msg(exc)}") from None
             seats = len(env.possible_agents)
             env.close()
-        if self.society.kind == "evolution":
+        if self.society.kind == "evolution" or self.matchmaking.kind == "population":
             skipped = self.skipped_members()
             if skipped:
                 raise ValueError(f"population: {', '.join(skipped)} need a model (--model) to take their "
-                                 "seats in an evolving society")
+                                 "seats (every member plays in each episode)")
             members = sum(a.count for a in self.population)
             if members != seats:
                 raise ValueError(f"population: {members} members for the {seats} seats of {self.environment.id}; "

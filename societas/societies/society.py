@@ -72,7 +72,8 @@ class Society:
         return 1
 
     def phase(self, phase: int) -> list[EpisodeSpec]:
-        """The episodes of one phase: every environment variant x every scheduled pair."""
+        """The episodes of one phase: every environment variant x every scheduled table
+        (a pair of the round robin, or the whole population)."""
         cfg = self.config
         names = list(self.members)
         mm = cfg.matchmaking
@@ -81,14 +82,17 @@ class Society:
             g = mm.graph
             graph = build_graph(names, g.kind, p=g.p, k=g.k, edges=g.edges,
                                 seed=cfg.seed if g.seed is None else g.seed)
-        pairs = round_robin(names, self_play=mm.self_play, both_orders=mm.both_orders,
-                            repetitions=mm.repetitions, graph=graph)
+        if mm.kind == "population":
+            tables = [tuple(names)] * mm.repetitions
+        else:
+            tables = round_robin(names, self_play=mm.self_play, both_orders=mm.both_orders,
+                                 repetitions=mm.repetitions, graph=graph)
         episodes: list[EpisodeSpec] = []
         for params in cfg.environment.variants():
-            for a, b in pairs:
+            for table in tables:
                 episodes.append(EpisodeSpec(
                     phase=phase, index=len(episodes), env_id=cfg.environment.id,
-                    env_params=params, seats=(self.members[a], self.members[b]),
+                    env_params=params, seats=tuple(self.members[n] for n in table),
                 ))
         return episodes
 

@@ -161,3 +161,18 @@ def test_strategy_texts_embed_and_converge(free_riders) -> None:
     assert len(conv) == 10 * 5
     by_gen = conv.groupby("generation")["similarity"].mean()
     assert by_gen.loc[10] > by_gen.loc[1]  # reciprocators' texts take over: the society converges
+
+
+def test_population_matchmaking_seats_everyone(tmp_path: Path) -> None:
+    cfg = parse_config({
+        "name": "pop", "output_dir": str(tmp_path),
+        "environment": {"id": "donor-game", "params": {"num_agents": 4, "rounds": 2}, "vary": {"multiplier": [1, 3]}},
+        "population": [{"name": "r", "policy": "scripted:reciprocator", "count": 2},
+                       {"name": "f", "policy": "scripted:free_rider", "count": 2}],
+        "matchmaking": {"kind": "population", "repetitions": 2},
+    })
+    rd, summary = run_experiment(cfg, progress=False)
+    run = load_run(rd.path)
+    assert summary["episodes"] == 4
+    assert run.episodes.groupby("episode")["agent"].apply(list).map(tuple).unique().tolist() == [
+        ("r-1", "r-2", "f-1", "f-2")]
