@@ -16,6 +16,9 @@ import pyarrow.parquet as pq
 import yaml
 
 EVENT_ORDER = ["phase", "episode", "round", "seat"]
+# Columns that name the run or depend on timing and on what the response cache
+# held; two runs of the same config and seed agree on every other column.
+RUN_SPECIFIC_COLUMNS = ("run_id", "latency_s", "cache_hit")
 CALL_ORDER = ["phase", "episode", "round", "seat", "purpose", "attempt"]
 
 
@@ -70,3 +73,8 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
     """Events of several runs in one frame (the `run_id` column tells them apart)."""
     frames = [load_run(p).events for p in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def comparable(events: pd.DataFrame) -> pd.DataFrame:
+    """Events without the run-specific columns, to compare two runs of one config row by row."""
+    return events.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in events]).reset_index(drop=True)

@@ -92,9 +92,6 @@ EPISODE_SCHEMA = pa.schema([
     ("summary", pa.string()),
 ])
 
-# Columns that depend on timing or on what the cache already held, not on the
-# simulation: a resumed or re-run simulation matches on every other column.
-NONDETERMINISTIC_EVENT_COLUMNS = ("latency_s", "cache_hit")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -14,15 +14,11 @@ import pytest
 
 from societas.analysis import load_run
 from societas.analysis.donor import generation_table, strategy_shares
+from societas.analysis.load import comparable
 from societas.config import ConfigError, load_config, parse_config
 from societas.llm.base import ChatRequest
 from societas.llm.testing import FakeOpenAIServer
 from societas.runners.run import resume_run, run_experiment
-from societas.runners.rundir import NONDETERMINISTIC_EVENT_COLUMNS
-
-
-def comparable(events: pd.DataFrame) -> pd.DataFrame:
-    return events.drop(columns=["run_id", *NONDETERMINISTIC_EVENT_COLUMNS]).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

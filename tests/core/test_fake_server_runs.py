@@ -20,14 +20,10 @@ import pytest
 import yaml
 
 from societas.analysis import load_run
+from societas.analysis.load import comparable
 from societas.config import load_config
 from societas.llm.testing import FakeOpenAIServer, FaultConfig
 from societas.runners.run import run_experiment
-from societas.runners.rundir import NONDETERMINISTIC_EVENT_COLUMNS
-
-
-def comparable(events: pd.DataFrame) -> pd.DataFrame:
-    return events.drop(columns=["run_id", *NONDETERMINISTIC_EVENT_COLUMNS]).reset_index(drop=True)
 
 
 def test_pd_tournament_survives_faults(tmp_path: Path) -> None:

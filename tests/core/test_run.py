@@ -11,15 +11,11 @@ import pandas as pd
 import pytest
 
 from societas.analysis import agent_table, load_run
+from societas.analysis.load import comparable
 from societas.config import load_config
 from societas.runners.run import run_experiment
-from societas.runners.rundir import NONDETERMINISTIC_EVENT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def comparable(events: pd.DataFrame) -> pd.DataFrame:
-    return events.drop(columns=["run_id", *NONDETERMINISTIC_EVENT_COLUMNS]).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
