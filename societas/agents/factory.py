@@ -1,8 +1,9 @@
 """Build agents from policy specs: "scripted:NAME", "replay:ID" or "llm".
 
 Scripted strategies come in families, one module each: index-based strategies
-for 2x2 games (`scripted.py`) and parameterised donation strategies for the
-donor game (`donor.py`). A name is looked up in each family in turn.
+for 2x2 games (`scripted.py`), parameterised donation strategies for the
+donor game (`donor.py`) and belief strategies for the feedback loop
+(`belief.py`). A name is looked up in each family in turn.
 Plug-ins add strategies and whole policy kinds ("KIND:NAME") through
 `registry.py`; they are looked up only when a name is not built in.
 """
@@ -35,11 +36,17 @@ def _donor_strategies() -> Mapping[str, Any]:
     return DONOR_STRATEGIES
 
 
+def _belief_strategies() -> Mapping[str, Any]:
+    from societas.agents.belief import BELIEF_STRATEGIES
+
+    return BELIEF_STRATEGIES
+
+
 def scripted_strategy_names() -> set[str]:
     """Every name `scripted:NAME` accepts, across the strategy families."""
     from societas.agents.scripted import STRATEGIES
 
-    return set(STRATEGIES) | set(_donor_strategies())
+    return set(STRATEGIES) | set(_donor_strategies()) | set(_belief_strategies())
 
 
 def check_policy(policy: str) -> None:
@@ -97,6 +104,10 @@ def make_agent(
             from societas.agents.donor import DonorAgent
 
             return DonorAgent(name, ident, rng, params or {})
+        if ident in _belief_strategies():
+            from societas.agents.belief import BeliefAgent
+
+            return BeliefAgent(name, ident, rng, params or {})
         raise ValueError(f"unknown scripted strategy {ident!r}")
     if kind == "replay":
         from societas.agents.replay import ReplayAgent

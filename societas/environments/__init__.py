@@ -35,6 +35,8 @@ register(
 )
 register("donor-game", "societas.environments.donor_game:DonorGame",
          description="The donor game with cultural evolution (Vallinder & Hughes 2024): one generation per episode.")
+register("feedback-loop", "societas.environments.feedback_loop:FeedbackLoop",
+         description="Humans and an AI that learns from them: belief diversity and lock-in (Qiu et al. 2025).")
 
 
 def __getattr__(name: str) -> Any:
