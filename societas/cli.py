@@ -1,4 +1,4 @@
-"""The `societas` command: run, resume, list, analyze."""
+"""The `societas` command: run, resume, list, analyze, report."""
 
 from __future__ import annotations
 
@@ -143,10 +143,30 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
         _print_strategies(r)
     elif (r.events["env"] == "donor-game").any():
         _print_generations(r)
+    elif (r.events["env"] == "feedback-loop").any():
+        _print_lockin(r)
     else:
         _print_agents(r)
     if r.summary is None:
         out.print("[yellow]run incomplete: finish it with `societas resume`[/]")
+
+
+@app.command()
+def report(run_dirs: Annotated[list[Path], typer.Argument(help="One run directory, or several to compare.")],
+           output: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write: a folder or a .html "
+                                                       "file. Default: the run directory for one run, the "
+                                                       "current folder for a comparison.")] = None) -> None:
+    """Write a self-contained HTML report (tables and figures inline) and print its path."""
+    from societas.analysis.report import write_report
+
+    for path in run_dirs:
+        if not (path / "config.yaml").is_file():
+            _fail(f"{path}: not a run directory (no config.yaml)")
+    try:
+        written = write_report(run_dirs, output)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    out.print(str(written), highlight=False, markup=False, soft_wrap=True)
 
 
 def _fmt(x: float, spec: str = ".2f") -> str:
@@ -202,6 +222,28 @@ def _print_generations(r: Any) -> None:
         for gen, row in shares.iterrows():
             t.add_row(str(gen), *(f"{v:.0%}" for v in row))
         out.print(t)
+
+
+def _print_lockin(r: Any) -> None:
+    """Feedback loops: relative stance spread over time per trust setting, and which runs locked in."""
+    from societas.analysis.lockin import DEFAULT_THRESHOLD, analyze_run, diversity_over_time
+
+    rounds, lock, params = analyze_run(r.events, r.episodes)
+    over = diversity_over_time(rounds, params)
+    rho = {s: float("nan") if v is None else float(v) for s, v in zip(params["setting"], params["spectral_radius"])}
+    t = Table("setting", "rho(W)", *(f"r{c}" for c in over.columns), title=f"{r.run_id}: feedback loop, stance "
+              "spread / reading spread by round (mean over seeds and questions)", title_justify="left")
+    for setting, row in over.iterrows():
+        t.add_row(setting, _fmt(rho.get(setting, float("nan")), ".3f"), *(_fmt(v, ".2g") for v in row))
+    out.print(t)
+    t = Table("setting", "episode", "question", "locked in", "from round", "final spread", "consensus error",
+              title=f"lock-in: relative spread below {DEFAULT_THRESHOLD:g} to the end of the run",
+              title_justify="left")
+    for row in lock.itertuples():
+        at = "-" if row.lockin_round != row.lockin_round or row.lockin_round is None else str(int(row.lockin_round))
+        t.add_row(row.setting, str(row.episode), str(row.topic + 1), "yes" if row.locked_in else "no", at,
+                  _fmt(row.final_relative_diversity, ".2g"), _fmt(row.final_consensus_error))
+    out.print(t)
 
 
 def main() -> None:
