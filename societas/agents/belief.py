@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from societas.agents.params import checked_params
 from societas.types import Action, ActionSpec, InvalidAction, Observation
 
 Role = Literal["human", "ai", "both"]
@@ -55,17 +56,7 @@ class BeliefStrategy:
 
     def params(self, given: Mapping[str, Any] | None = None) -> dict[str, float]:
         """The defaults overridden by `given`, checked: unknown names and out-of-range values raise."""
-        out = dict(self.defaults)
-        for key, value in (given or {}).items():
-            if key not in self.defaults:
-                accepted = ", ".join(self.defaults) or "none"
-                raise ValueError(f"scripted:{self.name} has no parameter {key!r}; accepted: {accepted}")
-            lo, hi = self.ranges[key]
-            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-            if not ok or not math.isfinite(float(value)) or not lo <= float(value) <= hi:
-                raise ValueError(f"scripted:{self.name}: {key} must be a number in [{lo:g}, {hi:g}], got {value!r}")
-            out[key] = float(value)
-        return out
+        return checked_params(self.name, self.defaults, self.ranges, given)
 
 
 BELIEF_STRATEGIES: dict[str, BeliefStrategy] = {}
