@@ -7,6 +7,7 @@ PYTHONPATH, so nothing stays installed for the other tests.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -34,18 +35,24 @@ def societas(*args: str, site: Path, cwd: Path) -> subprocess.CompletedProcess[s
                           capture_output=True, text=True, timeout=120)
 
 
+def _setuptools_major() -> int:
+    if importlib.util.find_spec("setuptools") is None:
+        return 0
+    return int(importlib.metadata.version("setuptools").split(".")[0])
+
+
 @pytest.fixture(scope="module")
 def stag_hunt_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plug-in, installed into a folder of its own.
 
     pip builds it from a copy (a build leaves files beside its source), offline
-    and without build isolation; where setuptools is not installed, the
+    and without build isolation; where setuptools is missing or too old to build it, the
     package and the entry points its pyproject.toml declares are laid out by
     hand, as pip would.
     """
     tmp = tmp_path_factory.mktemp("stag-hunt")
     site = tmp / "site"
-    if importlib.util.find_spec("setuptools") is not None:
+    if _setuptools_major() >= 77:  # PEP 639 licence strings, as the example's pyproject.toml uses
         src = shutil.copytree(EXAMPLE, tmp / "src", ignore=shutil.ignore_patterns("build", "*.egg-info",
                                                                                   "__pycache__"))
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
