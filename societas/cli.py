@@ -49,6 +49,7 @@ def run(
 ) -> None:
     """Run a study from a config and write a run directory."""
     from societas.config import ConfigError, load_config
+    from societas.llm.base import ModelError
     from societas.runners.run import run_experiment
 
     try:
@@ -57,6 +58,8 @@ def run(
         _fail(str(exc))
     try:
         rd, summary = run_experiment(cfg, progress=not quiet)
+    except ModelError as exc:  # a model that cannot be reached at all, e.g. no API key
+        _fail(f"{config}: model: {exc}")
     except KeyboardInterrupt:
         _fail("interrupted; finish the run with `societas resume RUN_DIR`", 130)
     _print_run(rd.path, summary)
@@ -67,11 +70,12 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="A run directory that st
            quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False) -> None:
     """Finish an interrupted run; completed episodes are kept, the rest replayed from their seeds."""
     from societas.config import ConfigError
+    from societas.llm.base import ModelError
     from societas.runners.run import resume_run
 
     try:
         rd, summary = resume_run(run_dir, progress=not quiet)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ModelError) as exc:
         _fail(str(exc))
     except ConfigError as exc:
         _fail(str(exc))

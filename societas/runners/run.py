@@ -68,11 +68,15 @@ class _Progress:
             self._bar.stop()
 
 
-async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool) -> dict[str, Any]:
-    society = make_society(config)
+def _models(config: ExperimentConfig, society: Society) -> dict[str, ChatModel]:
+    """Every model the society needs, built before anything is written (a missing API key stops here)."""
+    return {s: make_model(s, model_options(config, s)) for s in society.models()}
+
+
+async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
+                   society: Society, models: dict[str, ChatModel]) -> dict[str, Any]:
     done = rd.recover()
     started = time.time()
-    models: dict[str, ChatModel] = {s: make_model(s, model_options(config, s)) for s in society.models()}
     ctx = RunContext(run_id=rd.run_id, seed=config.seed, llm=config.llm, models=models)
     events = Columns(EVENT_SCHEMA)
     calls = Columns(LLM_CALL_SCHEMA)
@@ -180,8 +184,10 @@ def summarize(rd: RunDirectory, config: ExperimentConfig, society: Society, *, w
 def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None,
                    progress: bool = True) -> tuple[RunDirectory, dict[str, Any]]:
     """Create a run directory for `config` and play it to the end."""
+    society = make_society(config)
+    models = _models(config, society)
     rd = RunDirectory.create(config, out)
-    return rd, asyncio.run(_execute(config, rd, progress))
+    return rd, asyncio.run(_execute(config, rd, progress, society, models))
 
 
 def resume_run(path: str | Path, *, progress: bool = True) -> tuple[RunDirectory, dict[str, Any]]:
@@ -189,4 +195,6 @@ def resume_run(path: str | Path, *, progress: bool = True) -> tuple[RunDirectory
     rd = RunDirectory(Path(path))
     if not rd.exists():
         raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
-    return rd, asyncio.run(_execute(rd.config(), rd, progress))
+    config = rd.config()
+    society = make_society(config)
+    return rd, asyncio.run(_execute(config, rd, progress, society, _models(config, society)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,14 @@ def test_cli_bad_model_flag(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "societas.cli", "run", str(write(tmp_path, GOOD)),
                            "--model", "nonsense"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_missing_api_key_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run([sys.executable, "-m", "societas.cli", "run", "pd_tournament", "--model",
+                           "openai:gpt-4o-mini", "--out", str(tmp_path / "runs"), "--quiet"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "OPENAI_API_KEY" in lines[0]
+    assert not (tmp_path / "runs").exists()
