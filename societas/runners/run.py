@@ -17,7 +17,7 @@ from societas.llm.base import ChatModel
 from societas.llm.specs import ModelOptions, make_model, parse_model_spec
 from societas.runners.local import EpisodeOutput, Flusher, RunContext, run_episodes
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
-from societas.societies.society import Society, make_society
+from societas.societies.society import PhasedSociety, make_society
 
 
 def default_cache_path() -> Path:
@@ -68,13 +68,13 @@ class _Progress:
             self._bar.stop()
 
 
-def _models(config: ExperimentConfig, society: Society) -> dict[str, ChatModel]:
+def _models(config: ExperimentConfig, society: PhasedSociety) -> dict[str, ChatModel]:
     """Every model the society needs, built before anything is written (a missing API key stops here)."""
     return {s: make_model(s, model_options(config, s)) for s in society.models()}
 
 
 async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
-                   society: Society, models: dict[str, ChatModel]) -> dict[str, Any]:
+                   society: PhasedSociety, models: dict[str, ChatModel]) -> dict[str, Any]:
     done = rd.recover()
     started = time.time()
     ctx = RunContext(run_id=rd.run_id, seed=config.seed, llm=config.llm, models=models)
@@ -134,7 +134,7 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
     return summary
 
 
-def summarize(rd: RunDirectory, config: ExperimentConfig, society: Society, *, wall_s: float) -> dict[str, Any]:
+def summarize(rd: RunDirectory, config: ExperimentConfig, society: PhasedSociety, *, wall_s: float) -> dict[str, Any]:
     """Totals a reader wants first; computed from the events on disk, so a resume counts all of them."""
     import pandas as pd
 

@@ -8,7 +8,7 @@ phase run in any order, on any runner, and resume after a crash.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -55,6 +55,21 @@ def _seat(agent: AgentConfig, name: str, default_model: str | None) -> Seat:
         temperature=agent.temperature,
         params=dict(agent.params),
     )
+
+
+class PhasedSociety(Protocol):
+    """What a runner needs of a society: its phases, its members and models, and how it changes."""
+
+    members: dict[str, Seat]
+
+    @property
+    def num_phases(self) -> int: ...
+
+    def phase(self, phase: int) -> list[EpisodeSpec]: ...
+
+    def update(self, phase: int, episodes: pd.DataFrame) -> pa.Table | None: ...
+
+    def models(self) -> list[str]: ...
 
 
 class Society:
@@ -108,7 +123,7 @@ class Society:
         return sorted({s.model for s in self.members.values() if s.model})
 
 
-def make_society(config: ExperimentConfig) -> Society:
+def make_society(config: ExperimentConfig) -> PhasedSociety:
     """The society a config describes: a tournament, or an evolving population."""
     if config.society.kind == "evolution":
         from societas.societies.evolution import EvolvingSociety
