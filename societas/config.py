@@ -94,10 +94,12 @@ class MatchmakingConfig(_Strict):
     """Who plays whom: a round robin of pairs, or the whole `population` in each episode.
 
     `population` seats every member, in population order, in one episode per
-    environment variant and repetition (societies such as a feedback loop).
+    environment variant and repetition (societies such as a feedback loop);
+    `solo` gives each member episodes of its own, for one-seat environments
+    (an agent against a partner built into the game).
     """
 
-    kind: Literal["round_robin", "population"] = "round_robin"
+    kind: Literal["round_robin", "population", "solo"] = "round_robin"
     self_play: bool = True
     both_orders: bool = True
     repetitions: int = Field(default=1, ge=1)
@@ -187,7 +189,14 @@ class ExperimentConfig(_Strict):
                 raise ValueError(f"environment.params: {_msg(exc)}") from None
             seats = len(env.possible_agents)
             env.close()
-        if self.society.kind == "evolution" or self.matchmaking.kind == "population":
+        kind = self.matchmaking.kind
+        if self.society.kind == "tournament" and kind != "population":
+            wanted = 1 if kind == "solo" else 2
+            if seats != wanted:
+                raise ValueError(f"matchmaking.kind: {kind} fills {wanted} seat(s) per episode but "
+                                 f"{self.environment.id} has {seats}; use "
+                                 f"{'solo' if seats == 1 else 'population'} matchmaking")
+        if self.society.kind == "evolution" or kind == "population":
             skipped = self.skipped_members()
             if skipped:
                 raise ValueError(f"population: {', '.join(skipped)} need a model (--model) to take their "

@@ -99,6 +99,8 @@ class Society:
                                 seed=cfg.seed if g.seed is None else g.seed)
         if mm.kind == "population":
             tables = [tuple(names)] * mm.repetitions
+        elif mm.kind == "solo":
+            tables = [(n,) for _ in range(mm.repetitions) for n in names]
         else:
             tables = round_robin(names, self_play=mm.self_play, both_orders=mm.both_orders,
                                  repetitions=mm.repetitions, graph=graph)

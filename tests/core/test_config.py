@@ -100,3 +100,15 @@ def test_cli_missing_api_key_is_one_line_and_writes_nothing(tmp_path: Path) -> N
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "OPENAI_API_KEY" in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_matchmaking_must_fit_the_seats() -> None:
+    from societas.config import parse_config
+
+    base = {"name": "m", "environment": {"id": "donor-game", "params": {"num_agents": 4}},
+            "population": [{"name": "d", "policy": "scripted:free_rider", "count": 4}]}
+    with pytest.raises(ConfigError, match="round_robin fills 2 seat.* donor-game has 4; use population"):
+        parse_config(base)
+    with pytest.raises(ConfigError, match="solo fills 1 seat"):
+        parse_config(dict(base, matchmaking={"kind": "solo"}))
+    assert parse_config(dict(base, matchmaking={"kind": "population"})).matchmaking.kind == "population"
