@@ -107,7 +107,7 @@ def test_matchmaking_must_fit_the_seats() -> None:
 
     base = {"name": "m", "environment": {"id": "donor-game", "params": {"num_agents": 4}},
             "population": [{"name": "d", "policy": "scripted:free_rider", "count": 4}]}
-    with pytest.raises(ConfigError, match="round_robin fills 2 seat.* donor-game has 4; use population"):
+    with pytest.raises(ConfigError, match=r"round_robin fills 2 seat.* donor-game has 4; use population"):
         parse_config(base)
     with pytest.raises(ConfigError, match="solo fills 1 seat"):
         parse_config(dict(base, matchmaking={"kind": "solo"}))
