@@ -149,6 +149,8 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
         _print_generations(r)
     elif (r.events["env"] == "feedback-loop").any():
         _print_lockin(r)
+    elif (r.events["env"] == "partner-adaptation").any():
+        _print_partner(r)
     else:
         _print_agents(r)
     if r.summary is None:
@@ -247,6 +249,22 @@ def _print_lockin(r: Any) -> None:
         at = "-" if row.lockin_round != row.lockin_round or row.lockin_round is None else str(int(row.lockin_round))
         t.add_row(row.setting, str(row.episode), str(row.topic + 1), "yes" if row.locked_in else "no", at,
                   _fmt(row.final_relative_diversity, ".2g"), _fmt(row.final_consensus_error))
+    out.print(t)
+
+
+def _print_partner(r: Any) -> None:
+    """Partner adaptation: literal (prediction accuracy) and functional (reward, regret) theory of mind."""
+    from societas.analysis.tom_partner import rounds_table, summary
+
+    table = summary(rounds_table(r.events))
+    t = Table("agent", "partner", "episodes", "accuracy (95% CI)", "reward/round", "final regret", "late regret",
+              "JSD", title=f"{r.run_id}: partner adaptation, literal vs functional theory of mind",
+              title_justify="left")
+    for row in table.itertuples():
+        acc = "-" if row.accuracy != row.accuracy else (
+            f"{row.accuracy:.0%} [{row.accuracy_low:.0%}, {row.accuracy_high:.0%}]")
+        t.add_row(row.agent, row.partner_policy, str(row.episodes), acc, _fmt(row.reward),
+                  _fmt(row.final_regret, ".1f"), _fmt(row.late_regret), _fmt(row.js_divergence, ".3f"))
     out.print(t)
 
 

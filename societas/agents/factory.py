@@ -42,11 +42,24 @@ def _belief_strategies() -> Mapping[str, Any]:
     return BELIEF_STRATEGIES
 
 
+def _tom_strategies() -> Mapping[str, Any]:
+    from societas.agents.tom import TOM_STRATEGIES
+
+    return TOM_STRATEGIES
+
+
+def _partner_strategies() -> Mapping[str, Any]:
+    from societas.agents.partners import PARTNER_STRATEGIES
+
+    return PARTNER_STRATEGIES
+
+
 def scripted_strategy_names() -> set[str]:
     """Every name `scripted:NAME` accepts, across the strategy families."""
     from societas.agents.scripted import STRATEGIES
 
-    return set(STRATEGIES) | set(_donor_strategies()) | set(_belief_strategies())
+    return (set(STRATEGIES) | set(_donor_strategies()) | set(_belief_strategies()) | set(_tom_strategies())
+            | set(_partner_strategies()))
 
 
 def check_policy(policy: str) -> None:
@@ -108,6 +121,14 @@ def make_agent(
             from societas.agents.belief import BeliefAgent
 
             return BeliefAgent(name, ident, rng, params or {})
+        if ident in _tom_strategies():
+            from societas.agents.tom import TomAgent
+
+            return TomAgent(name, ident, rng, params or {})
+        if ident in _partner_strategies():
+            from societas.agents.partners import PartnerAgent
+
+            return PartnerAgent(name, ident, rng, params or {})
         raise ValueError(f"unknown scripted strategy {ident!r}")
     if kind == "replay":
         from societas.agents.replay import ReplayAgent

@@ -37,6 +37,12 @@ register("donor-game", "societas.environments.donor_game:DonorGame",
          description="The donor game with cultural evolution (Vallinder & Hughes 2024): one generation per episode.")
 register("feedback-loop", "societas.environments.feedback_loop:FeedbackLoop",
          description="Humans and an AI that learns from them: belief diversity and lock-in (Qiu et al. 2025).")
+register("partner-adaptation", "societas.environments.partner_adaptation:PartnerAdaptation",
+         description="Repeated RPS / PD against an in-env partner policy: literal vs functional theory of mind.")
+register("tom-gridworld", "societas.environments.tom_gridworld:TomGridworld",
+         description="A partially observing actor in a gridworld with a belief oracle and false-belief swaps (ToMnet).")
+register("tom-observer", "societas.environments.tom_gridworld:TomObserver",
+         description="An observer answers theory-of-mind questions about a gridworld actor it watched.")
 
 
 def __getattr__(name: str) -> Any:
