@@ -145,6 +145,10 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
         _fail(f"{run_dir}: the run has no events yet", 1)
     if strategies:
         _print_strategies(r)
+    elif (r.events["env"] == "tom-observer").any():
+        _print_tom_observer(r)
+    elif (r.events["env"] == "tom-gridworld").any():
+        _print_tom_actors(r)
     elif (r.events["env"] == "donor-game").any():
         _print_generations(r)
     elif (r.events["env"] == "feedback-loop").any():
@@ -189,6 +193,40 @@ def _print_strategies(r: Any) -> None:
               title_justify="left")
     for (gen, text), g in table.groupby(["generation", "strategy"], sort=True):
         t.add_row(str(gen), str(len(g)), str(int(g["survived"].sum())), text)
+    out.print(t)
+
+
+def _print_tom_observer(r: Any) -> None:
+    from societas.analysis.tom import accuracy, false_belief_gap, question_table
+
+    q = question_table(r.events)
+    acc = accuracy(q)
+    t = Table("observer", "category", "questions", "accuracy (95% CI)",
+              title=f"{r.run_id}: observer accuracy by question category", title_justify="left")
+    for row in acc.itertuples():
+        t.add_row(row.agent, row.category, str(row.n), f"{row.accuracy:.0%} [{row.ci_low:.0%}, {row.ci_high:.0%}]")
+    out.print(t)
+    gap = false_belief_gap(q)
+    t = Table("observer", "false-belief items", "accuracy", "true-belief items", "accuracy", "gap",
+              title="false-belief vs true-belief items", title_justify="left")
+    for row in gap.itertuples():
+        t.add_row(row.agent, str(row.n_false), _fmt(row.false_belief_accuracy, ".0%"), str(row.n_true),
+                  _fmt(row.true_belief_accuracy, ".0%"), _fmt(row.gap))
+    out.print(t)
+
+
+def _print_tom_actors(r: Any) -> None:
+    import json
+
+    import pandas as pd
+
+    facts = pd.DataFrame([json.loads(x) if x else {} for x in r.episodes["summary"]])
+    facts["agent"] = r.episodes["agent"].to_numpy()
+    t = Table("actor", "swap", "episodes", "mean steps", "reached goal", "false belief at end",
+              title=f"{r.run_id}: actors by swap condition", title_justify="left")
+    for (agent, swap), g in facts.groupby(["agent", "swap"], sort=True):
+        t.add_row(agent, str(swap), str(len(g)), f"{g['steps'].mean():.1f}", f"{g['reached_goal'].mean():.0%}",
+                  f"{g['false_belief_at_end'].mean():.0%}")
     out.print(t)
 
 

@@ -100,3 +100,18 @@ def test_observer_seat_rejects_an_actor_strategy(tmp_path: Path) -> None:
                             "environment": {"id": "tom-observer"},
                             "population": [{"name": "a", "policy": "scripted:algorithmic_actor"}]})
         run_experiment(cfg, progress=False)
+
+
+def test_analyze_prints_tom_tables(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    for config, expected in (("tom_battery", "false-belief vs true-belief items"),
+                             ("tom_gridworld", "actors by swap condition")):
+        ran = subprocess.run([sys.executable, "-m", "societas.cli", "run", config, "--out", str(tmp_path / config),
+                              "--quiet"], capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+        (run_dir,) = (tmp_path / config).iterdir()
+        shown = subprocess.run([sys.executable, "-m", "societas.cli", "analyze", str(run_dir)],
+                               capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0 and expected in shown.stdout, shown.stderr
