@@ -89,9 +89,9 @@ def list_all() -> None:
     Installed plug-ins are imported and checked here; one that cannot be used is
     reported in one line and left out, and everything else is listed as usual.
     """
+    from societas.agents.factory import describe_scripted_strategies
     from societas.agents.registry import load_plugins, policy_kinds
     from societas.agents.replay import REPLAY_POLICIES
-    from societas.agents.scripted import describe_strategies
     from societas.config import bundled_configs
     from societas.environments import registered
     from societas.environments.registry import validate_plugins
@@ -107,7 +107,7 @@ def list_all() -> None:
             t.add_row(env_id, entry.description)
     out.print(t)
     t = Table("policy", "description", title="Scripted strategies", title_justify="left")
-    for name, desc in describe_strategies().items():
+    for name, desc in describe_scripted_strategies().items():
         t.add_row(f"scripted:{name}", desc)
     out.print(t)
     t = Table("policy", "description", title="Replay policies (recorded, not live models)", title_justify="left")

@@ -1,16 +1,18 @@
 """Build agents from policy specs: "scripted:NAME", "replay:ID" or "llm".
 
 Scripted strategies come in families, one module each: index-based strategies
-for 2x2 games (`scripted.py`), parameterised donation strategies for the
-donor game (`donor.py`) and belief strategies for the feedback loop
-(`belief.py`). A name is looked up in each family in turn.
+for 2x2 games (`scripted.py`), and parameterised families listed in
+`_FAMILIES` (donor game, feedback loop, theory-of-mind gridworld, partner
+adaptation). A name is looked up in each family in turn.
 Plug-ins add strategies and whole policy kinds ("KIND:NAME") through
 `registry.py`; they are looked up only when a name is not built in.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,38 +30,38 @@ def policy_kind(policy: str) -> str:
     return "llm" if policy == "llm" else policy.partition(":")[0]
 
 
-def _donor_strategies() -> Mapping[str, Any]:
-    try:
-        from societas.agents.donor import DONOR_STRATEGIES
-    except ImportError:
-        return {}
-    return DONOR_STRATEGIES
+# Parameterised strategy families besides the 2x2-game strategies of scripted.py:
+# (module, registry of strategies, agent class, describing function).
+_FAMILIES = (
+    ("societas.agents.donor", "DONOR_STRATEGIES", "DonorAgent", "describe_donor_strategies"),
+    ("societas.agents.belief", "BELIEF_STRATEGIES", "BeliefAgent", "describe_belief_strategies"),
+    ("societas.agents.tom", "TOM_STRATEGIES", "TomAgent", "describe_tom_strategies"),
+    ("societas.agents.partners", "PARTNER_STRATEGIES", "PartnerAgent", "describe_partner_strategies"),
+)
 
 
-def _belief_strategies() -> Mapping[str, Any]:
-    from societas.agents.belief import BELIEF_STRATEGIES
-
-    return BELIEF_STRATEGIES
-
-
-def _tom_strategies() -> Mapping[str, Any]:
-    from societas.agents.tom import TOM_STRATEGIES
-
-    return TOM_STRATEGIES
-
-
-def _partner_strategies() -> Mapping[str, Any]:
-    from societas.agents.partners import PARTNER_STRATEGIES
-
-    return PARTNER_STRATEGIES
+def _families() -> list[tuple[ModuleType, str, str, str]]:
+    return [(importlib.import_module(m), table, cls, describe) for m, table, cls, describe in _FAMILIES]
 
 
 def scripted_strategy_names() -> set[str]:
     """Every name `scripted:NAME` accepts, across the strategy families."""
     from societas.agents.scripted import STRATEGIES
 
-    return (set(STRATEGIES) | set(_donor_strategies()) | set(_belief_strategies()) | set(_tom_strategies())
-            | set(_partner_strategies()))
+    names = set(STRATEGIES)
+    for module, table, _, _ in _families():
+        names |= set(getattr(module, table))
+    return names
+
+
+def describe_scripted_strategies() -> dict[str, str]:
+    """Name -> one-line description of every scripted strategy, family by family (for `societas list`)."""
+    from societas.agents.scripted import describe_strategies
+
+    out = describe_strategies()
+    for module, _, _, describe in _families():
+        out.update(getattr(module, describe)())
+    return out
 
 
 def check_policy(policy: str) -> None:
@@ -113,22 +115,9 @@ def make_agent(
             if params:
                 raise ValueError(f"scripted:{ident} takes no parameters; got {', '.join(sorted(params))}")
             return ScriptedAgent(name, ident, rng)
-        if ident in _donor_strategies():
-            from societas.agents.donor import DonorAgent
-
-            return DonorAgent(name, ident, rng, params or {})
-        if ident in _belief_strategies():
-            from societas.agents.belief import BeliefAgent
-
-            return BeliefAgent(name, ident, rng, params or {})
-        if ident in _tom_strategies():
-            from societas.agents.tom import TomAgent
-
-            return TomAgent(name, ident, rng, params or {})
-        if ident in _partner_strategies():
-            from societas.agents.partners import PartnerAgent
-
-            return PartnerAgent(name, ident, rng, params or {})
+        for module, table, cls, _ in _families():
+            if ident in getattr(module, table):
+                return getattr(module, cls)(name, ident, rng, params or {})
         raise ValueError(f"unknown scripted strategy {ident!r}")
     if kind == "replay":
         from societas.agents.replay import ReplayAgent
