@@ -8,7 +8,8 @@ Actors (seat them in `tom-gridworld`):
 - goal_directed: goes to the believed object of best preference minus a small distance cost.
 Observers (seat them in `tom-observer`):
 - reality_observer: answers from the true world (fails exactly the items that separate mind from reality).
-- belief_observer: answers from the belief oracle's mind in the decision data (the ceiling).
+- belief_observer: answers from the belief oracle's mind in the decision data (the ceiling);
+  reality-check questions, which are about the world, from the world.
 - random_observer: a uniform choice.
 """
 
@@ -78,6 +79,7 @@ class TomAgent:
         elif name == "random_observer":
             value = choices[int(self._rng.integers(len(choices)))]
         else:
-            mind = data["beliefs"] if name == "belief_observer" else data["world"]
+            reality_check = data["question"].get("category") == "reality_check"
+            mind = data["beliefs"] if name == "belief_observer" and not reality_check else data["world"]
             value = answer_question(data["question"], mind, data["walls"])
         return Action(value=observation.spec.validate(value), policy=self.policy)

@@ -696,8 +696,9 @@ class TomObserver(ParallelEnv):
         for q in items:
             q["actor"] = self.actor
             q["question"] = _QUESTION_TEXT[q["category"]].format(colour=q.get("colour"))
-            q["gold"] = answer_question(q, mind, rows)
             q["reality"] = answer_question(q, real, rows)
+            # Reality checks are controls about the world itself: their gold answer is the world's.
+            q["gold"] = q["reality"] if q["category"] == "reality_check" else answer_question(q, mind, rows)
             q["false_belief"] = q["gold"] != q["reality"]
             cat = q["category"]
             if cat in ("perception", "knowledge"):

@@ -115,3 +115,15 @@ def test_analyze_prints_tom_tables(tmp_path) -> None:
         shown = subprocess.run([sys.executable, "-m", "societas.cli", "analyze", str(run_dir)],
                                capture_output=True, text=True, timeout=120)
         assert shown.returncode == 0 and expected in shown.stdout, shown.stderr
+
+
+def test_reality_checks_are_controls_every_scripted_observer_gets_right(tmp_path) -> None:
+    from societas.analysis import load_run
+    from societas.analysis.tom import question_table
+    from societas.config import load_config
+    from societas.runners.run import run_experiment
+
+    rd, _ = run_experiment(load_config("tom_battery", output_dir=str(tmp_path)), progress=False)
+    q = question_table(load_run(rd.path).events)
+    checks = q[(q["category"] == "reality_check") & q["agent"].isin(["belief", "reality"])]
+    assert len(checks) and checks["correct"].all() and not checks["false_belief"].any()
