@@ -162,6 +162,9 @@ def _kind(run: Run) -> str:
     envs = set(run.events["env"].dropna())
     if "donor-game" in envs:
         return "donor"
+    for env, kind in (("feedback-loop", "lockin"), ("tom-observer", "tom"), ("partner-adaptation", "partner")):
+        if env in envs:
+            return kind
     if envs == {"repeated-matrix-game"}:
         return "matrix"
     return "other"
@@ -434,6 +437,81 @@ def _policies(run: Run) -> str:
     return out
 
 
+def _lockin(run: Run) -> str:
+    from societas.analysis.lockin import analyze_run, decisions
+
+    rounds, table, params = analyze_run(run.events, run.episodes)
+    if table.empty:
+        return "<p>No finished episode on disk.</p>"
+    by_setting = table.groupby("setting", sort=False).agg(
+        episodes=("episode", "nunique"), locked_in=("locked_in", "mean"), lockin_round=("lockin_round", "median"),
+        final_spread=("final_relative_diversity", "mean"),
+        consensus_error=("final_consensus_error", "mean")).reset_index()
+    out = ("<p>Per setting: share of runs that locked in (the humans' spread of stances, relative to the spread "
+           "of their evidence, fell below the threshold and stayed there), the median round it happened, the "
+           "final relative spread and the distance of the consensus from the truth.</p>")
+    out += _table(by_setting, formats={"episodes": _int, "locked_in": _pct, "lockin_round": _num(0),
+                                       "final_spread": lambda x: f"{x:.2g}", "consensus_error": _num(2)},
+                  columns={"locked_in": "locked in", "lockin_round": "from round (median)",
+                           "final_spread": "final relative spread", "consensus_error": "consensus error"},
+                  what="settings")
+    merged = rounds.merge(params[["phase", "episode", "setting"]], on=["phase", "episode"], how="left")
+    out += _figure(plots.diversity_curve(merged, "round", "relative_diversity", group="setting",
+                                         ylabel="relative spread of stances", title="Diversity over time"),
+                   "Spread of the humans' stances relative to the spread of their evidence, per setting; "
+                   "bands: 95% t interval over runs.", "diversity over time")
+    humans = decisions(run.events)
+    humans = humans[humans["role"] == "human"]
+    last = params.iloc[-1]
+    one = humans[(humans["phase"] == last["phase"]) & (humans["episode"] == last["episode"])]
+    if not one.empty:
+        out += _figure(plots.belief_distribution(one, time="round", value="stance",
+                                                 value_range=tuple(last["scale"]),
+                                                 title=f"Stances over time: {last['setting']}"),
+                       "Share of humans per stance bin in each round of one run (the last setting), mean "
+                       "overlaid.", "belief distribution over time")
+    return out
+
+
+def _tom(run: Run) -> str:
+    from societas.analysis.tom import accuracy, false_belief_gap, question_table
+
+    q = question_table(run.events)
+    if q.empty:
+        return "<p>No answered question on disk.</p>"
+    acc = accuracy(q)
+    out = _table(acc, formats={"n": _int, "accuracy": _pct, "ci_low": _pct, "ci_high": _pct},
+                 columns={"n": "questions", "ci_low": "95% low", "ci_high": "95% high"}, what="rows")
+    frame = acc.assign(label=acc["agent"] + ": " + acc["category"].str.replace("_", " "))
+    out += _figure(plots.accuracy_bars(frame, "label", "accuracy", "ci_low", "ci_high",
+                                       title="Observer accuracy by question category"),
+                   "Share of questions answered as the belief oracle does; whiskers: 95% bootstrap interval.",
+                   "accuracy by category")
+    out += "<h3>False-belief vs true-belief items</h3>"
+    out += _table(false_belief_gap(q), formats={"n_false": _int, "n_true": _int, "false_belief_accuracy": _pct,
+                                                "true_belief_accuracy": _pct, "gap": _num(2)},
+                  columns={"n_false": "false-belief items", "n_true": "true-belief items",
+                           "false_belief_accuracy": "accuracy (false)", "true_belief_accuracy": "accuracy (true)"},
+                  what="observers")
+    return out
+
+
+def _partner(run: Run) -> str:
+    from societas.analysis.tom_partner import rounds_table, summary
+
+    table = summary(rounds_table(run.events))
+    cols = [c for c in ("partner_policy", "agent", "accuracy", "reward", "final_regret", "late_regret",
+                        "js_divergence") if c in table]
+    out = ("<p>Literal theory of mind: accuracy predicting the partner's next move. Functional: reward per "
+           "round and regret against the best response to the partner's policy (total, and mean over the "
+           "last rounds).</p>")
+    return out + _table(table[cols], formats={"accuracy": _pct, "reward": _num(2), "final_regret": _num(1),
+                                              "late_regret": _num(2), "js_divergence": _num(2)},
+                        columns={"partner_policy": "partner", "final_regret": "total regret",
+                                 "late_regret": "late regret", "js_divergence": "JS divergence"},
+                        what="rows")
+
+
 def _run_sections(run: Run, prefix: str) -> list[_Section]:
     kind = _kind(run)
     sections = [
@@ -445,6 +523,12 @@ def _run_sections(run: Run, prefix: str) -> list[_Section]:
         sections.append(_Section(f"{prefix}agents", "Agents", _matrix(run)))
     elif kind == "donor":
         sections.append(_Section(f"{prefix}generations", "Generations", _donor(run)))
+    elif kind == "lockin":
+        sections.append(_Section(f"{prefix}lockin", "Diversity and lock-in", _lockin(run)))
+    elif kind == "tom":
+        sections.append(_Section(f"{prefix}tom", "Theory of mind", _tom(run)))
+    elif kind == "partner":
+        sections.append(_Section(f"{prefix}partner", "Partner adaptation", _partner(run)))
     elif kind == "empty":
         sections.append(_Section(f"{prefix}results", "Results", "<p>No events on disk yet.</p>"))
     else:

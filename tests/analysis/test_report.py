@@ -130,3 +130,17 @@ def test_cli_report(runs: dict[str, Path], tmp_path: Path) -> None:
     missing = runner.invoke(app, ["report", str(runs["pd"]), str(tmp_path / "nowhere")])
     assert missing.exit_code == 2
     assert len(missing.stderr.strip().splitlines()) == 1 and "not a run directory" in missing.stderr
+
+
+@pytest.mark.parametrize(("config", "section"), [("lockin_small", "Diversity and lock-in"),
+                                                 ("tom_battery", "Theory of mind"),
+                                                 ("partner_adaptation", "Partner adaptation")])
+def test_study_sections(tmp_path: Path, config: str, section: str) -> None:
+    from societas.config import load_config
+    from societas.runners.run import run_experiment
+
+    rd, _ = run_experiment(load_config(config, output_dir=str(tmp_path)), progress=False)
+    html_text = write_report([rd.path]).read_text()
+    assert f">{section}</h2>" in html_text and "<table" in html_text
+    if config != "partner_adaptation":
+        assert "data:image/png;base64," in html_text
