@@ -499,9 +499,24 @@ def _tom(run: Run) -> str:
 def _partner(run: Run) -> str:
     from societas.analysis.tom_partner import rounds_table, summary
 
-    table = summary(rounds_table(run.events))
+    rounds = rounds_table(run.events)
+    table = summary(rounds)
     cols = [c for c in ("partner_policy", "agent", "accuracy", "reward", "final_regret", "late_regret",
                         "js_divergence") if c in table]
+    curves = ""
+    if not rounds.empty:
+        # Regret per round by player, over every partner and episode: functional ToM as it is acquired.
+        curves += _figure(plots.diversity_curve(rounds, "round", "regret", group="agent",
+                                                ylabel="regret vs best response", title="Regret over rounds"),
+                          "Mean regret per round against the best response to the partner's policy, all partners; "
+                          "bands: 95% t interval.", "regret over rounds")
+        predicted = rounds.dropna(subset=["correct"]).assign(correct=lambda d: d["correct"].astype(float))
+        if not predicted.empty:
+            curves += _figure(plots.diversity_curve(predicted, "round", "correct", group="agent",
+                                                    ylabel="predictions correct",
+                                                    title="Prediction accuracy over rounds"),
+                              "Share of correct predictions of the partner's next move per round, all partners.",
+                              "prediction accuracy over rounds")
     out = ("<p>Literal theory of mind: accuracy predicting the partner's next move. Functional: reward per "
            "round and regret against the best response to the partner's policy (total, and mean over the "
            "last rounds).</p>")
@@ -509,7 +524,7 @@ def _partner(run: Run) -> str:
                                               "late_regret": _num(2), "js_divergence": _num(2)},
                         columns={"partner_policy": "partner", "final_regret": "total regret",
                                  "late_regret": "late regret", "js_divergence": "JS divergence"},
-                        what="rows")
+                        what="rows") + curves
 
 
 def _run_sections(run: Run, prefix: str) -> list[_Section]:

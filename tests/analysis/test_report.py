@@ -142,5 +142,4 @@ def test_study_sections(tmp_path: Path, config: str, section: str) -> None:
     rd, _ = run_experiment(load_config(config, output_dir=str(tmp_path)), progress=False)
     html_text = write_report([rd.path]).read_text()
     assert f">{section}</h2>" in html_text and "<table" in html_text
-    if config != "partner_adaptation":
-        assert "data:image/png;base64," in html_text
+    assert "data:image/png;base64," in html_text
