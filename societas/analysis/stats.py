@@ -358,3 +358,18 @@ def seeds_table(
         row["seed_max"] = max(per_seed) if per_seed else math.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=[*keys, *seed_cols, "pooled", "seeds", "seed_sd", "seed_min", "seed_max"])
+
+
+def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
+    """Jensen-Shannon divergence in bits (0: same distribution, 1: disjoint); inputs are normalised.
+
+    JSD = (KL(p || m) + KL(q || m)) / 2 with m = (p + q) / 2, i.e. the square of
+    scipy's Jensen-Shannon distance in base 2. Raises ValueError when either
+    input has no positive mass.
+    """
+    from scipy.spatial.distance import jensenshannon
+
+    a, b = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    if a.sum() <= 0 or b.sum() <= 0:
+        raise ValueError("js_divergence needs two distributions with positive mass")
+    return float(jensenshannon(a, b, base=2) ** 2)

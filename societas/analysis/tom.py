@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from societas.analysis.stats import bootstrap_ci
+from societas.analysis.stats import bootstrap_ci, js_divergence
 
 ACTIONS = ("stay", "up", "down", "left", "right")
 
@@ -65,21 +65,6 @@ def false_belief_gap(questions: pd.DataFrame, by: Iterable[str] = ("agent",), *,
         out.append({**dict(zip(keys, names, strict=True)), "n_false": len(fb), "n_true": len(tb),
                     "false_belief_accuracy": f[0], "true_belief_accuracy": t[0], "gap": t[0] - f[0]})
     return pd.DataFrame(out)
-
-
-def js_divergence(p: Sequence[float], q: Sequence[float]) -> float:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) between two distributions (normalised here)."""
-    a, b = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
-    if a.sum() <= 0 or b.sum() <= 0:
-        raise ValueError("js_divergence needs two distributions with positive mass")
-    a, b = a / a.sum(), b / b.sum()
-    m = (a + b) / 2
-
-    def kl(x: np.ndarray) -> float:
-        nz = x > 0
-        return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
-
-    return (kl(a) + kl(b)) / 2
 
 
 def action_divergence(questions: pd.DataFrame, by: Iterable[str] = ("agent",)) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from societas.analysis import stats
 from societas.analysis.stats import bootstrap_ci
 
 ENV = "partner-adaptation"
@@ -91,19 +92,11 @@ def over_rounds(rounds: pd.DataFrame, *, window: int = 5, group: Sequence[str] =
 
 
 def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
-    """Jensen-Shannon divergence in bits (0: same distribution, 1: disjoint); inputs are normalised."""
-    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
-    if p.sum() <= 0 or q.sum() <= 0:
+    """`stats.js_divergence`, but NaN when a distribution is empty (a player that never predicted)."""
+    try:
+        return stats.js_divergence(p, q)
+    except ValueError:
         return float("nan")
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
-
-    return (kl(p) + kl(q)) / 2
-
 
 def prediction_divergence(rounds: pd.DataFrame) -> float:
     """JS divergence between the predicted and the actual partner-move distributions (rounds with a prediction)."""
