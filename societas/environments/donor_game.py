@@ -58,6 +58,11 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from societas.environments.params import check_flag as _flag
+from societas.environments.params import check_int as _int
+from societas.environments.params import check_one_of as _one_of
+from societas.environments.params import check_real as _real
+from societas.environments.params import fmt_number as _num
 from societas.types import ActionSpec, Observation
 
 GAME = "donor-game"
@@ -1071,8 +1076,6 @@ def _count(k: int) -> str:
     return words[k] if k < len(words) else str(k)
 
 
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def _units(x: float) -> str:
@@ -1088,28 +1091,8 @@ def _units(x: float) -> str:
 # -- parameter helpers -------------------------------------------------------------
 
 
-def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
-def _real(name: str, value: Any, minimum: float, *, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-    number = float(value) if ok else math.nan
-    if not ok or not math.isfinite(number) or number < minimum or (strict and number == minimum):
-        rel = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {rel} {_num(minimum)}, got {value!r}")
-    return number
 
 
-def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return str(value)
 
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return bool(value)
