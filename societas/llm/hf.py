@@ -452,29 +452,52 @@ class HFChatModel:
             outcomes[row.index].completion_tokens = len(reply)
 
     def _option_logprobs(self, rows: list[_Row]) -> list[list[float]]:
-        """Sum of token log-probabilities of each row's continuations after its prompt, batched."""
-        seqs = [(r, k) for r in rows for k in range(len(r.continuations))]
+        """Sum of token log-probabilities of each row's continuations after its prompt, batched.
+
+        When every option of a request is one token (the usual letters and digits),
+        one pass over the prompt scores them all at its last position; longer options
+        get a row each. Scores leave the device once per chunk, not once per option.
+        """
         scores = [[0.0] * len(r.continuations) for r in rows]
-        position = {id(r): n for n, r in enumerate(rows)}
+        single = [n for n, r in enumerate(rows) if r.continuations and all(len(c) == 1 for c in r.continuations)]
+        for start in range(0, len(single), self.batch_size):
+            chunk = single[start : start + self.batch_size]
+            ids, mask = self._left_pad([rows[n].prompt_ids for n in chunk])
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keeps_logits else {}
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs).logits
+            self.score_passes += 1
+            logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)
+            which = [(b, c[0]) for b, n in enumerate(chunk) for c in rows[n].continuations]
+            b_idx = torch.tensor([b for b, _ in which], device=logprobs.device)
+            t_idx = torch.tensor([t for _, t in which], device=logprobs.device)
+            values = iter(logprobs[b_idx, t_idx].tolist())
+            for n in chunk:
+                scores[n] = [next(values) for _ in rows[n].continuations]
+        in_single = set(single)
+        seqs = [(n, k) for n, r in enumerate(rows) if n not in in_single for k in range(len(r.continuations))]
         for start in range(0, len(seqs), self.batch_size):
-            chunk = seqs[start : start + self.batch_size]
-            full = [r.prompt_ids + r.continuations[k] for r, k in chunk]
+            chunk2 = seqs[start : start + self.batch_size]
+            full = [rows[n].prompt_ids + rows[n].continuations[k] for n, k in chunk2]
             ids, mask = self._left_pad(full)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            longest = max(len(r.continuations[k]) for r, k in chunk)
-            kwargs: dict[str, Any] = {"logits_to_keep": longest + 1} if self._keeps_logits else {}
+            longest = max(len(rows[n].continuations[k]) for n, k in chunk2)
+            kwargs = {"logits_to_keep": longest + 1} if self._keeps_logits else {}
             logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs).logits
             self.score_passes += 1
             logprobs = torch.log_softmax(logits[:, -(longest + 1) :].float(), dim=-1)
-            for b, (r, k) in enumerate(chunk):
-                cont = r.continuations[k]
-                n = len(cont)
-                if n == 0:
+            sums: list[torch.Tensor] = []
+            for b, (n, k) in enumerate(chunk2):
+                cont = rows[n].continuations[k]
+                if not cont:
+                    sums.append(logprobs.new_zeros(()))
                     continue
                 # Logits at kept position j predict the token after it; the last one is unused.
-                preds = logprobs[b, longest - n : longest]
+                preds = logprobs[b, longest - len(cont) : longest]
                 target = torch.tensor(cont, device=preds.device)[:, None]
-                scores[position[id(r)]][k] = float(preds.gather(1, target).sum())
+                sums.append(preds.gather(1, target).sum())
+            for (n, k), value in zip(chunk2, torch.stack(sums).tolist(), strict=True):
+                scores[n][k] = value
         return scores
 
     def _choose(self, rows: list[_Row], outcomes: list[_Outcome]) -> None:

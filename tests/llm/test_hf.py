@@ -141,6 +141,18 @@ async def test_choice_is_the_argmax_of_option_logprobs(tiny_dir: Path, model: HF
     assert model.score_passes <= 2  # 24 option sequences in chunks of hf_batch_size=16
 
 
+async def test_one_token_options_are_scored_in_one_pass_per_chunk(tiny_dir: Path, model: HFChatModel) -> None:
+    letters = ("J", "F")
+    assert all(len(model.continuation_ids(c)) == 1 for c in letters)
+    spec = ActionSpec.choice(letters)
+    prompts = [f"Round {i}: choose J or F." for i in range(20)]
+    results = await asyncio.gather(*(model.complete(req(p, constraint=spec)) for p in prompts))
+    assert model.score_passes == 2  # 20 prompts, one row each, in chunks of hf_batch_size=16
+    for p, result in zip(prompts, results, strict=True):
+        scores = reference_logprobs(tiny_dir, req(p), letters)
+        assert scores[letters.index(result.text)] == pytest.approx(max(scores), abs=1e-4)
+
+
 def test_choice_ties_go_to_the_first_option() -> None:
     greedy = req("Pick.")
     assert _pick_option([-1.0, -0.5, -0.5], greedy) == 1
