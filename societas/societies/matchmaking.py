@@ -55,15 +55,21 @@ def round_robin(
     pairs joined by an edge.
     """
     pairs: list[tuple[str, str]] = []
+    position = {a: i for i, a in enumerate(names)} if graph is not None else {}
     for i, a in enumerate(names):
-        for j, b in enumerate(names):
+        if graph is None:
+            partners: Sequence[int] = range(len(names))
+        else:
+            # Only neighbours can meet: O(edges), not O(n^2), for sparse societies of thousands.
+            near = {position[b] for b in graph.neighbors(a) if b in position}
+            partners = sorted(near | {i})
+        for j in partners:
+            b = names[j]
             if i == j:
                 if self_play:
                     pairs.append((a, b))
                 continue
             if not both_orders and j < i:
-                continue
-            if graph is not None and not graph.has_edge(a, b):
                 continue
             pairs.append((a, b))
     return [pair for _ in range(repetitions) for pair in pairs]

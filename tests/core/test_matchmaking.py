@@ -20,3 +20,17 @@ def test_graph_restricts_meetings() -> None:
     g = build_graph(names, "edges", edges=[("a", "b")])
     assert round_robin(names, self_play=False, graph=g) == [("a", "b"), ("b", "a")]
     assert sorted(build_graph(names, "watts_strogatz", k=2, p=0.5, seed=1).nodes) == sorted(names)
+
+
+def test_graph_schedule_matches_the_all_pairs_definition() -> None:
+    names = [f"m{i}" for i in range(30)]
+    for seed in range(3):
+        g = build_graph(names, "erdos_renyi", p=0.2, seed=seed)
+        for self_play in (True, False):
+            for both_orders in (True, False):
+                expected = [
+                    (a, b) for i, a in enumerate(names) for j, b in enumerate(names)
+                    if (i == j and self_play)
+                    or (i != j and (both_orders or j > i) and g.has_edge(a, b))
+                ]
+                assert round_robin(names, self_play=self_play, both_orders=both_orders, graph=g) == expected
