@@ -38,48 +38,179 @@ def _print_run(run_dir: Path, summary: dict[str, Any]) -> None:
     out.print(f"next: societas analyze {run_dir}", highlight=False)
 
 
+RunnerOption = Annotated[str | None, typer.Option(
+    "--runner", help="Where episodes run: local (one process) or ray (shards on this machine or a Ray cluster).")]
+ShardsOption = Annotated[int | None, typer.Option(
+    help="Ray actors that play a phase's episodes side by side (implies --runner ray).")]
+AddressOption = Annotated[str | None, typer.Option(
+    help="A running Ray cluster: auto, or HOST:PORT of `ray start --head` (implies --runner ray); "
+         "without it Ray starts on this machine.")]
+
+
+def _runner_overrides(runner: str | None, shards: int | None, address: str | None) -> dict[str, Any] | None:
+    """The runner options as an override of the config's runner section; --shards or --address alone mean ray."""
+    if runner is None and shards is None and address is None:
+        return None
+    over: dict[str, Any] = {"kind": runner or "ray"}
+    if over["kind"] == "local":  # a config written for Ray, played in one process
+        over.update(shards=1, address=None)
+    if shards is not None:
+        over["shards"] = shards
+    if address is not None:
+        over["address"] = address
+    return over
+
+
+def _runner_failure(exc: Exception) -> None:
+    """Ray could not be reached, or shards kept dying: one line, and how to go on."""
+    from societas.runners.ray_runner import ShardLostError
+
+    hint = "; finish the run with `societas resume RUN_DIR`" if isinstance(exc, ShardLostError) else ""
+    _fail(f"{exc}{hint}", 1)
+
+
 @app.command()
 def run(
     config: Annotated[str, typer.Argument(help="YAML config file, or the name of a bundled config.")],
     model: Annotated[str | None, typer.Option(help="Model spec for language-model agents, "
                                               "e.g. openai:gpt-4o-mini or openai:NAME@http://HOST:PORT/v1.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds to sweep, e.g. 0,1,2 or 0-9: one run per seed, "
+                                              "side by side (replaces the config's sweep.seeds).")] = None,
     out_dir: Annotated[str | None, typer.Option("--out", help="Folder for run directories.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    runner: RunnerOption = None,
+    shards: ShardsOption = None,
+    address: AddressOption = None,
 ) -> None:
-    """Run a study from a config and write a run directory."""
+    """Run a study from a config and write a run directory.
+
+    A config with a `sweep` section (or `--seeds`) plays every run of the sweep
+    side by side, each in its own run directory under one sweep directory.
+    `--model` and `--seed` then pin the sweep's model or seed axis to one value.
+    """
     from societas.config import ConfigError, load_config
     from societas.llm.base import ModelError
+    from societas.runners.ray_runner import RayRunnerError
     from societas.runners.run import run_experiment
 
     try:
-        cfg = load_config(config, model=model, seed=seed, output_dir=out_dir)
+        cfg = load_config(config, model=model, seed=seed, output_dir=out_dir,
+                          runner=_runner_overrides(runner, shards, address))
     except ConfigError as exc:
         _fail(str(exc))
+    if cfg.sweep is not None or seeds is not None:
+        _run_sweep(cfg, config, model=model, seed=seed, seeds=seeds, quiet=quiet)
+        return
     try:
         rd, summary = run_experiment(cfg, progress=not quiet)
     except ModelError as exc:  # a model that cannot be reached at all, e.g. no API key
         _fail(f"{config}: model: {exc}")
+    except RayRunnerError as exc:
+        _runner_failure(exc)
     except KeyboardInterrupt:
         _fail("interrupted; finish the run with `societas resume RUN_DIR`", 130)
     _print_run(rd.path, summary)
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="A run directory that stopped early.")],
-           quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False) -> None:
-    """Finish an interrupted run; completed episodes are kept, the rest replayed from their seeds."""
+def resume(run_dir: Annotated[Path, typer.Argument(help="A run or sweep directory that stopped early.")],
+           quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+           runner: RunnerOption = None, shards: ShardsOption = None, address: AddressOption = None) -> None:
+    """Finish an interrupted run; completed episodes are kept, the rest replayed from their seeds.
+
+    Given a sweep directory, every run of the sweep without a summary is finished.
+    """
     from societas.config import ConfigError
     from societas.llm.base import ModelError
+    from societas.runners.ray_runner import RayRunnerError
     from societas.runners.run import resume_run
 
+    if (run_dir / "sweep.yaml").is_file():
+        _resume_sweep(run_dir, quiet=quiet, runner=_runner_overrides(runner, shards, address))
+        return
     try:
-        rd, summary = resume_run(run_dir, progress=not quiet)
+        rd, summary = resume_run(run_dir, progress=not quiet, runner=_runner_overrides(runner, shards, address))
     except (FileNotFoundError, ModelError) as exc:
         _fail(str(exc))
     except ConfigError as exc:
         _fail(str(exc))
+    except RayRunnerError as exc:
+        _runner_failure(exc)
     _print_run(rd.path, summary)
+
+
+def _run_sweep(cfg: Any, source: str, *, model: str | None, seed: int | None, seeds: str | None,
+               quiet: bool) -> None:
+    """Every run of a sweep side by side; a line per run as it starts and ends, then the totals."""
+    from societas.config import ConfigError
+    from societas.llm.base import ModelError
+    from societas.sweeps import parse_seeds, pin_axes, run_sweep
+
+    where: list[Path] = []
+    try:
+        cfg = pin_axes(cfg, model=model, seed=seed, seeds=None if seeds is None else parse_seeds(seeds),
+                       source=source)
+        result = run_sweep(cfg, source=source, on_update=_sweep_progress(where, quiet))
+    except ConfigError as exc:
+        _fail(str(exc))
+    except ModelError as exc:  # a model that cannot be reached at all; nothing was written
+        _fail(f"{source}: model: {exc}")
+    except KeyboardInterrupt:
+        _fail(f"interrupted; finish the sweep with `societas resume {where[0] if where else 'SWEEP_DIR'}`", 130)
+    _print_sweep_result(result, shown=bool(where))
+
+
+def _resume_sweep(path: Path, *, quiet: bool, runner: dict[str, Any] | None) -> None:
+    from societas.config import ConfigError
+    from societas.llm.base import ModelError
+    from societas.sweeps import resume_sweep
+
+    where: list[Path] = []
+    try:
+        result = resume_sweep(path, on_update=_sweep_progress(where, quiet), runner=runner)
+    except (FileNotFoundError, ModelError, ConfigError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail(f"interrupted; finish the sweep with `societas resume {path}`", 130)
+    _print_sweep_result(result, shown=bool(where))
+
+
+def _sweep_progress(where: list[Path], quiet: bool) -> Any:
+    """Prints the sweep directory once, then each run's status as it changes (unless quiet)."""
+
+    def update(path: Path, row: dict[str, Any]) -> None:
+        if not where:
+            where.append(path)
+            out.print(f"sweep directory: [bold]{path}[/]", highlight=False)
+        if quiet:
+            return
+        detail = ""
+        if row["status"] == "complete":
+            detail = f"  {row['decisions']} decisions, {row['wall_s']:.1f} s"
+        elif row["error"]:
+            detail = f"  {row['error']}"
+        out.print(f"{row['status']:<9} {row['name']}{detail}", highlight=False, markup=False, soft_wrap=True)
+
+    return update
+
+
+def _print_sweep_result(result: Any, *, shown: bool) -> None:
+    from collections import Counter
+
+    runs = result.runs
+    if not shown:
+        out.print(f"sweep directory: [bold]{result.path}[/]", highlight=False)
+    counts = Counter(r["status"] for r in runs)
+    out.print(f"{len(runs)} runs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+              highlight=False)
+    for r in result.failed:
+        out.print(f"{r['status']}: {r['name']}" + (f": {r['error']}" if r["error"] else ""), highlight=False,
+                  markup=False, soft_wrap=True)
+    if result.failed:
+        _fail(f"{len(result.failed)} of {len(runs)} runs did not complete; rerun them with "
+              f"`societas resume {result.path}`", 1)
+    out.print(f"next: societas analyze {result.path}", highlight=False)
 
 
 @app.command("list")
@@ -131,12 +262,18 @@ def list_all() -> None:
 
 
 @app.command()
-def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory, or a sweep directory.")],
             strategies: Annotated[bool, typer.Option(help="List the strategy texts alive in each generation.")]
             = False) -> None:
-    """The key tables of a run: per-agent cooperation and payoffs; per generation for evolving societies."""
+    """The key tables of a run: per-agent cooperation and payoffs; per generation for evolving societies.
+
+    For a sweep directory: one row per run with its model, seed, grid values, cooperation and mean reward.
+    """
     from societas.analysis import load_run
 
+    if (run_dir / "sweep.yaml").is_file():
+        _print_sweep(run_dir)
+        return
     try:
         r = load_run(run_dir)
     except FileNotFoundError as exc:
@@ -181,6 +318,30 @@ def report(run_dirs: Annotated[list[Path], typer.Argument(help="One run director
 
 def _fmt(x: float, spec: str = ".2f") -> str:
     return "-" if x != x else format(x, spec)
+
+
+def _print_sweep(path: Path) -> None:
+    """One row per run: its sweep point, status, cooperation and mean reward per decision."""
+    from societas.analysis.load import load_sweep, load_sweep_events, sweep_grid
+
+    index = load_sweep(path)
+    grid = sweep_grid(path)
+    events = load_sweep_events(path, columns=["cooperated", "reward"])
+    coop = events.groupby("run_id")["cooperated"].apply(lambda s: s.dropna().astype(float).mean())
+    reward = events.groupby("run_id")["reward"].mean()
+    decisions = events.groupby("run_id").size()  # what is on disk, finished or not
+    models = index["model"].notna().any()
+    t = Table("run", *(["model"] if models else []), "seed", *grid, "status", "decisions", "cooperation",
+              "reward/decision", title=f"{path.name}: {len(index)} runs", title_justify="left")
+    for cells in index.to_dict("records"):
+        name = cells["name"]
+        t.add_row(name, *([str(cells["model"])] if models else []), str(cells["seed"]),
+                  *(str(cells[g]) for g in grid), cells["status"], str(int(decisions.get(name, 0))),
+                  _fmt(float(coop.get(name, float("nan")))), _fmt(float(reward.get(name, float("nan")))))
+    out.print(t)
+    unfinished = int((index["status"] != "complete").sum())
+    if unfinished:
+        out.print(f"[yellow]{unfinished} runs incomplete: finish them with `societas resume {path}`[/]")
 
 
 def _print_strategies(r: Any) -> None:

@@ -7,8 +7,9 @@ file, the field and what was expected, so the CLI can print it and exit 2.
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,6 +17,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from societas.agents.factory import check_policy
 from societas.llm.specs import parse_model_spec
 from societas.plugins import PluginError
+
+if TYPE_CHECKING:
+    from societas.llm.servers import ServerOptions
 
 
 def _check_model_spec(v: str) -> str:
@@ -127,6 +131,56 @@ class SocietyConfig(_Strict):
     max_inherited_strategies: int = Field(default=24, ge=1)
 
 
+class ServersConfig(_Strict):
+    """Model servers societas starts for `vllm:` specs (`llm.servers`).
+
+    One `vllm serve` per replica; `replicas` defaults to the visible GPUs (or the
+    Ray cluster's) divided by `tensor_parallel_size`. `command` is a template in
+    which `{model}`, `{host}`, `{port}`, `{python}` and `{replica}` are filled in
+    and a `{args}` token becomes the vLLM options of this section and
+    `extra_args`. `placement: auto` runs the servers as Ray actors with a GPU
+    placement when Ray is initialised, as subprocesses otherwise. A server that
+    dies is restarted after `restart_backoff_s` doubling, at most `max_restarts`
+    times. `affinity_slack` is how many requests more than the least-loaded
+    replica an agent's usual replica may hold before its requests go elsewhere.
+    """
+
+    replicas: int | None = Field(default=None, ge=1)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    max_model_len: int | None = Field(default=None, ge=1)
+    dtype: str | None = None
+    gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
+    extra_args: list[str] = Field(default_factory=list)
+    command: str | list[str] | None = None
+    placement: Literal["auto", "local", "ray"] = "auto"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    startup_timeout_s: float = Field(default=600.0, gt=0)
+    max_restarts: int = Field(default=5, ge=0)
+    restart_backoff_s: float = Field(default=1.0, ge=0)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    affinity_slack: int = Field(default=8, ge=0)
+    log_dir: str | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if v is not None:
+            from societas.llm.server_process import command_tokens
+
+            command_tokens(v)
+        return v
+
+    def options(self) -> ServerOptions:
+        """The same settings as the model layer takes them."""
+        from societas.llm.servers import ServerOptions
+
+        data = self.model_dump()
+        data["extra_args"] = tuple(self.extra_args)
+        if isinstance(self.command, list):
+            data["command"] = tuple(self.command)
+        return ServerOptions(**data)
+
+
 class LLMConfig(_Strict):
     """How language-model agents reach their model."""
 
@@ -142,15 +196,89 @@ class LLMConfig(_Strict):
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     cache: bool | str = True
     send_seed: bool = False
+    servers: ServersConfig = Field(default_factory=ServersConfig)
 
 
 class RunnerConfig(_Strict):
-    """Where episodes run; `max_concurrent_episodes` bounds the episodes in flight."""
+    """Where episodes run: `local` (one asyncio loop) or `ray` (`shards` actors on this machine or a cluster).
 
-    kind: Literal["local"] = "local"
+    `max_concurrent_episodes` bounds the episodes in flight (per shard on Ray).
+    `address` names a running Ray cluster (`auto`, or HOST:PORT of `ray start
+    --head`); without it the Ray runner starts Ray on this machine. The runner
+    never changes the events: any kind, any number of shards, same rows.
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None
+    shards: int = Field(default=1, ge=1)
     max_concurrent_episodes: int = Field(default=256, ge=1)
     flush_every_s: float = Field(default=2.0, gt=0)
     flush_every_rows: int = Field(default=50_000, ge=1)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"auto|(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", v):
+            raise ValueError(f"expected auto or HOST:PORT of a Ray head (e.g. 10.0.0.5:6379), got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _ray_only(self) -> RunnerConfig:
+        if self.kind == "local" and (self.shards != 1 or self.address is not None):
+            raise ValueError("shards and address need kind: ray (the local runner is one process)")
+        return self
+
+
+class SweepConfig(_Strict):
+    """Runs of one study side by side: every model x seed x grid point is a run of its own.
+
+    `models` replaces the top-level `model` and `seeds` the `seed` of each run;
+    `grid` maps dotted paths into this config (`environment.params.rounds`,
+    `society.generations`, `population.0.temperature`) to the values to try.
+    `societas run` plays the runs in one process, at most `max_concurrent_runs`
+    at a time, each in its own run directory under the sweep's directory.
+    """
+
+    models: list[ModelSpecStr] = Field(default_factory=list)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    max_concurrent_runs: int = Field(default=4, ge=1)
+
+    @field_validator("models", "seeds")
+    @classmethod
+    def _distinct(cls, v: list[Any]) -> list[Any]:
+        _no_repeats(v)
+        return v
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out = {}
+        for path, values in v.items():
+            # population[0].x and population.0.x name the same field; one spelling keeps columns aligned
+            key = re.sub(r"\[(\d+)\]", r".\1", path)
+            if not re.fullmatch(r"[^.\s\[\]]+(\.[^.\s\[\]]+)*", key):
+                raise ValueError(f"{path}: not a dotted path such as environment.params.rounds")
+            if key in out:
+                raise ValueError(f"{path}: given twice")
+            if not values:
+                raise ValueError(f"{path}: give at least one value")
+            _no_repeats(values, f"{path}: ")
+            out[key] = values
+        return out
+
+    @model_validator(mode="after")
+    def _has_an_axis(self) -> SweepConfig:
+        if not (self.models or self.seeds or self.grid):
+            raise ValueError("lists no models, seeds or grid values to run")
+        return self
+
+
+def _no_repeats(values: list[Any], where: str = "") -> None:
+    """Equal values would be the same run twice (and two runs of one name)."""
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise ValueError(f"{where}{value!r} is listed twice")
 
 
 class ExperimentConfig(_Strict):
@@ -166,6 +294,7 @@ class ExperimentConfig(_Strict):
     society: SocietyConfig = Field(default_factory=SocietyConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    sweep: SweepConfig | None = None
     output_dir: str = "runs"
     societas_version: str | None = None
 
@@ -197,7 +326,8 @@ class ExperimentConfig(_Strict):
                                  f"{self.environment.id} has {seats}; use "
                                  f"{'solo' if seats == 1 else 'population'} matchmaking")
         if self.society.kind == "evolution" or kind == "population":
-            skipped = self.skipped_members()
+            # a sweep over models gives every run a model, so no member sits out
+            skipped = [] if self.sweep is not None and self.sweep.models else self.skipped_members()
             if skipped:
                 raise ValueError(f"population: {', '.join(skipped)} need a model (--model) to take their "
                                  "seats (every member plays in each episode)")
@@ -255,6 +385,8 @@ def parse_config(data: Any, *, source: str = "<config>", overrides: dict[str, An
         raise ConfigError(f"{source}: (top level): expected a mapping of config keys, got {type(data).__name__}")
     data = dict(data)
     for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            value = {**data[key], **value}  # a section override (runner: kind, shards) keeps the other keys
         if value is not None:
             data[key] = value
     try:

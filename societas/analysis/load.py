@@ -75,6 +75,68 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+# Totals a sweep's index copies from each run's summary.json.
+SWEEP_FIGURES = ("episodes", "decisions", "llm_calls", "invalid_actions", "wall_s")
+
+
+def load_sweep(path: str | Path) -> pd.DataFrame:
+    """A sweep's index: one row per run, in the order the sweep lists them.
+
+    Columns: `name` (the run's `run_id` in its events), `run_dir` (absolute),
+    `model`, `seed`, one column per grid path (e.g. `environment.params.rounds`),
+    `status` (pending, running, complete, failed, interrupted), the run's totals
+    (`episodes`, `decisions`, `llm_calls`, `invalid_actions`, `wall_s`) and
+    `error`. A run whose summary.json exists is complete with its totals, even
+    if the process that kept the index stopped before writing so.
+    """
+    p = Path(path)
+    if not (p / "index.parquet").is_file():
+        raise FileNotFoundError(f"{p}: not a sweep directory (no index.parquet)")
+    index = pq.read_table(p / "index.parquet").to_pandas()
+    index["run_dir"] = [str(p / d) for d in index["run_dir"]]
+    for i, run_dir in enumerate(index["run_dir"]):
+        summary_file = Path(run_dir) / "summary.json"
+        if summary_file.is_file():
+            summary = json.loads(summary_file.read_text())
+            index.loc[i, "status"] = "complete"
+            index.loc[i, "error"] = None
+            for key in SWEEP_FIGURES:
+                index.loc[i, key] = summary[key]
+    return index
+
+
+def sweep_grid(path: str | Path) -> list[str]:
+    """The dotted paths a sweep varies (its grid columns), from its sweep.yaml."""
+    config = yaml.safe_load((Path(path) / "sweep.yaml").read_text()) or {}
+    return list((config.get("sweep") or {}).get("grid") or {})
+
+
+def load_sweep_events(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Events of every run of a sweep in one frame, each row with what its run's sweep point was.
+
+    Added columns: `seed`, `run_model` (the run's model; `model` already names
+    the model behind each decision, None for scripted agents) and one per grid
+    path, so `groupby(["environment.params.rounds", "seed"])` works directly.
+    `columns` picks the event columns to read (`run_id` and the sort keys
+    always come), which keeps a large sweep small in memory. Rows are in the
+    index's run order, then sorted by (phase, episode, round, seat).
+    """
+    index = load_sweep(path)
+    grid = sweep_grid(path)
+    wanted = None if columns is None else list(dict.fromkeys(["run_id", *EVENT_ORDER, *columns]))
+    frames = []
+    for run_dir in index["run_dir"]:
+        parts = sorted((Path(run_dir) / "events").glob("*.parquet"))
+        if parts:
+            frame = pq.read_table(parts, columns=wanted).to_pandas()
+            frames.append(frame.sort_values(EVENT_ORDER, kind="stable"))
+    points = index[["name", "seed", "model", *grid]].rename(columns={"name": "run_id", "model": "run_model"})
+    if not frames:
+        return pd.DataFrame(columns=[*(wanted or ["run_id"]), *points.columns[1:]])
+    events = pd.concat(frames, ignore_index=True)
+    return events.merge(points, on="run_id", how="left", validate="many_to_one")
+
+
 def comparable(events: pd.DataFrame) -> pd.DataFrame:
     """Events without the run-specific columns, to compare two runs of one config row by row."""
     return events.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in events]).reset_index(drop=True)

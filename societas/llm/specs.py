@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from societas import plugins
 from societas.llm.base import ChatModel
+
+if TYPE_CHECKING:
+    from societas.llm.servers import ServerOptions
 
 StructuredOutputs = Literal["auto", "vllm", "json_schema", "none"]
 
@@ -43,6 +46,7 @@ class ModelOptions:
     output constraints: `auto` asks the endpoint what it is (vLLM lists its
     models as owned by "vllm"), `vllm` sends `structured_outputs` in the body,
     `json_schema` sends `response_format`, `none` relies on parsing alone.
+    `servers` says how `vllm:` specs start their servers (None: the defaults).
     """
 
     timeout_s: float = 60.0
@@ -58,6 +62,7 @@ class ModelOptions:
     hf_device: str = "auto"
     hf_batch_size: int = 16
     hf_dtype: str = "auto"
+    servers: ServerOptions | None = None
 
 
 BackendFactory = Callable[[ModelSpec, ModelOptions], ChatModel]
@@ -124,7 +129,7 @@ def _backend(provider: str) -> BackendFactory:
 
 def parse_model_spec(spec: str) -> ModelSpec:
     """Parse a spec string; raise ValueError with the accepted forms when it is malformed."""
-    forms = "openai:NAME, openai:NAME@http://HOST:PORT/v1, hf:PATH, fake:RESPONDER"
+    forms = "openai:NAME, openai:NAME@http://HOST:PORT/v1, vllm:ORG/NAME, hf:PATH, fake:RESPONDER"
     if not isinstance(spec, str) or ":" not in spec:
         raise ValueError(f"model spec {spec!r} is not PROVIDER:NAME (e.g. {forms})")
     provider, _, rest = spec.partition(":")
@@ -156,6 +161,24 @@ def _openai(spec: ModelSpec, options: ModelOptions) -> ChatModel:
     return OpenAIChatModel(spec, options)
 
 
+def _vllm(spec: ModelSpec, options: ModelOptions) -> ChatModel:
+    """`vllm:NAME`: start and supervise vLLM servers and route over them; `vllm:NAME@URL`: one already running."""
+    from dataclasses import replace
+
+    if options.structured_outputs == "auto":
+        options = replace(options, structured_outputs="vllm")
+    if spec.base_url is not None:
+        from societas.llm.openai_backend import OpenAIChatModel
+
+        return OpenAIChatModel(spec, options)
+    from societas.llm.router import ReplicaRouter
+    from societas.llm.servers import ServerManager
+
+    manager = ServerManager(spec.name, options.servers)
+    manager.start()
+    return ReplicaRouter(manager, options, name=str(spec))
+
+
 def _hf(spec: ModelSpec, options: ModelOptions) -> ChatModel:
     from societas.llm.hf import HFChatModel
 
@@ -169,6 +192,7 @@ def _fake(spec: ModelSpec, options: ModelOptions) -> ChatModel:
 
 
 register_backend("openai", _openai)
+register_backend("vllm", _vllm)
 register_backend("hf", _hf)
 register_backend("fake", _fake)
 

@@ -224,6 +224,7 @@ class FakeOpenAIServer:
     `owned_by` is what GET /v1/models reports ("vllm" impersonates vLLM).
     `record_bodies` keeps that many of the latest request bodies in `bodies`.
     `api_key`, when set, makes requests without that bearer token fail with 401.
+    `host` is the address to listen on (127.0.0.1 unless a test spans machines).
     """
 
     def __init__(
@@ -237,6 +238,7 @@ class FakeOpenAIServer:
         record_bodies: int = 0,
         api_key: str | None = None,
         port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.responder: Responder = get_responder(responder) if isinstance(responder, str) else responder
         if not callable(latency) and latency < 0:
@@ -252,6 +254,7 @@ class FakeOpenAIServer:
         self._rng = random.Random(self.faults.seed)
         self._script_pos = 0
         self._port = port
+        self._host = host
         self._sock: socket.socket | None = None
         self._runner: web.AppRunner | None = None
         self._closing: asyncio.Event | None = None
@@ -271,7 +274,7 @@ class FakeOpenAIServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self._host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -297,6 +300,7 @@ class FakeOpenAIServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/stats", self._stats)
         return app
 
     async def start(self) -> None:
@@ -306,7 +310,7 @@ class FakeOpenAIServer:
         self._closing = asyncio.Event()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
+        sock.bind((self._host, self._port))
         runner = web.AppRunner(self._app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         await web.SockSite(runner, sock, backlog=1024).start()
@@ -362,6 +366,13 @@ class FakeOpenAIServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        # What a server in another process saw, for tests that count requests per server.
+        s = self.stats
+        body = {"total": s.total, "by_kind": dict(s.by_kind), "in_flight": s.in_flight,
+                "max_in_flight": s.max_in_flight, "models_requests": s.models_requests}
+        return web.Response(body=json.dumps(body).encode(), content_type=_JSON)
 
     async def _models(self, request: web.Request) -> web.Response:
         self.stats.models_requests += 1
@@ -515,7 +526,8 @@ class FakeOpenAIServer:
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve until killed, after printing the base URL on stdout."""
     parser = argparse.ArgumentParser(prog="python -m societas.llm.testing", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
     parser.add_argument("--responder", default="first", help="a responder of societas.llm.fake")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per chat request")
     parser.add_argument("--owned-by", default="societas-fake", help='"vllm" impersonates a vLLM server')
@@ -537,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         server = FakeOpenAIServer(
             args.responder, latency=args.latency, faults=faults, owned_by=args.owned_by,
-            model_names=tuple(args.models or ("fake",)), port=args.port,
+            model_names=tuple(args.models or ("fake",)), port=args.port, host=args.host,
         )
     except (KeyError, ValueError) as exc:
         parser.error(str(exc.args[0]) if exc.args else str(exc))

@@ -6,18 +6,22 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
 from societas import __version__
-from societas.config import ExperimentConfig
+from societas.config import ExperimentConfig, parse_config
 from societas.llm.base import ChatModel
 from societas.llm.specs import ModelOptions, make_model, parse_model_spec
 from societas.runners.local import EpisodeOutput, Flusher, RunContext, run_episodes
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
 from societas.societies.society import PhasedSociety, make_society
+
+if TYPE_CHECKING:
+    from societas.runners.ray_runner import RayShards
 
 
 def default_cache_path() -> Path:
@@ -42,7 +46,7 @@ def model_options(config: ExperimentConfig, spec: str) -> ModelOptions:
         timeout_s=llm.timeout_s, max_retries=llm.max_retries, backoff_base_s=llm.backoff_base_s,
         backoff_max_s=llm.backoff_max_s, max_in_flight=llm.max_in_flight,
         structured_outputs=llm.structured_outputs, transport=llm.transport, cache_path=cache,
-        send_seed=llm.send_seed,
+        send_seed=llm.send_seed, servers=llm.servers.options(),
     )
 
 
@@ -74,7 +78,8 @@ def _models(config: ExperimentConfig, society: PhasedSociety) -> dict[str, ChatM
 
 
 async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
-                   society: PhasedSociety, models: dict[str, ChatModel]) -> dict[str, Any]:
+                   society: PhasedSociety, models: dict[str, ChatModel], *,
+                   close_models: bool = True) -> dict[str, Any]:
     done = rd.recover()
     started = time.time()
     ctx = RunContext(run_id=rd.run_id, seed=config.seed, llm=config.llm, models=models)
@@ -97,6 +102,7 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
         })
 
     flusher = Flusher(write, every_s=config.runner.flush_every_s, every_rows=config.runner.flush_every_rows)
+    shards = _ray_shards(config, rd, models) if config.runner.kind == "ray" else None
     try:
         for phase in range(society.num_phases):
             episodes = society.phase(phase)
@@ -113,8 +119,11 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
                 flusher.maybe(len(events))
 
             try:
-                await run_episodes(todo, ctx, max_concurrent=config.runner.max_concurrent_episodes,
-                                   on_done=on_done)
+                if shards is not None:
+                    await shards.run(todo, on_done)
+                else:
+                    await run_episodes(todo, ctx, max_concurrent=config.runner.max_concurrent_episodes,
+                                       on_done=on_done)
             finally:
                 bar.close()
                 write()
@@ -124,14 +133,30 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
             if lineage is not None:
                 rd.write_lineage(phase, lineage)
     finally:
-        for m in models.values():
-            await m.aclose()
+        if shards is not None:
+            await shards.aclose()
+        if close_models:
+            for m in models.values():
+                await m.aclose()
     summary = summarize(rd, config, society, wall_s=time.time() - started)
+    summary["runner"] = shards.stats.as_dict() if shards is not None else {"kind": "local"}
     rd.write_json("checkpoint.json", {"run_id": rd.run_id, "status": "complete",
                                       "episodes_done": state["episodes"], "parts": state["part"],
                                       "updated": time.time()})
     rd.write_json("summary.json", summary)
     return summary
+
+
+def _ray_shards(config: ExperimentConfig, rd: RunDirectory, models: Mapping[str, ChatModel]) -> RayShards:
+    """The Ray runner's driver side; shards build their own models from these specs and options.
+
+    Model servers the driver started (`vllm:` specs) are shared: shards route to them, never start their own.
+    """
+    from societas.llm.router import attach_options
+    from societas.runners.ray_runner import RayShards
+
+    return RayShards(config.runner, run_id=rd.run_id, seed=config.seed, llm=config.llm,
+                     models={s: attach_options(m, model_options(config, s)) for s, m in models.items()})
 
 
 def summarize(rd: RunDirectory, config: ExperimentConfig, society: PhasedSociety, *, wall_s: float) -> dict[str, Any]:
@@ -190,11 +215,33 @@ def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None,
     return rd, asyncio.run(_execute(config, rd, progress, society, models))
 
 
-def resume_run(path: str | Path, *, progress: bool = True) -> tuple[RunDirectory, dict[str, Any]]:
-    """Finish a run that stopped early: episodes already on disk are kept, the rest replayed."""
+async def run_experiment_async(config: ExperimentConfig, rd: RunDirectory, *, progress: bool = False,
+                               models: Mapping[str, ChatModel] | None = None) -> dict[str, Any]:
+    """Play (or finish) the run in `rd` inside a running event loop, so a sweep can await several at once.
+
+    `models` (spec -> ChatModel) belong to the caller, who may share them between
+    runs and closes them; without them the run builds its own and closes them.
+    """
+    society = make_society(config)
+    if models is None:
+        return await _execute(config, rd, progress, society, _models(config, society))
+    return await _execute(config, rd, progress, society, {s: models[s] for s in society.models()},
+                          close_models=False)
+
+
+def resume_run(path: str | Path, *, progress: bool = True,
+               runner: Mapping[str, Any] | None = None) -> tuple[RunDirectory, dict[str, Any]]:
+    """Finish a run that stopped early: episodes already on disk are kept, the rest replayed.
+
+    `runner` overrides the run's runner settings (e.g. `{"kind": "ray", "shards": 4}`);
+    they change where episodes run, never what they give.
+    """
     rd = RunDirectory(Path(path))
     if not rd.exists():
         raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
     config = rd.config()
+    if runner:
+        config = parse_config(config.model_dump(mode="json"), source=str(rd.path / "config.yaml"),
+                              overrides={"runner": dict(runner)})
     society = make_society(config)
     return rd, asyncio.run(_execute(config, rd, progress, society, _models(config, society)))

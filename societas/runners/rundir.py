@@ -141,15 +141,21 @@ class RunDirectory:
         return self.path.name
 
     @classmethod
-    def create(cls, config: ExperimentConfig, out: str | Path | None = None) -> RunDirectory:
+    def create(cls, config: ExperimentConfig, out: str | Path | None = None, *,
+               name: str | None = None) -> RunDirectory:
+        """A new `<name>-<timestamp>` folder under `out`; `name` fixes the folder's name (runs of a sweep)."""
         base = Path(out or config.output_dir)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = base / f"{config.name}-{stamp}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = base / f"{config.name}-{stamp}-{n}"
-        path.mkdir(parents=True)
+        if name is not None:
+            path = base / name
+            path.mkdir(parents=True)  # never reuse a folder: FileExistsError
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = base / f"{config.name}-{stamp}"
+            n = 1
+            while path.exists():
+                n += 1
+                path = base / f"{config.name}-{stamp}-{n}"
+            path.mkdir(parents=True)
         rd = cls(path)
         for d in (rd.events_dir, rd.calls_dir, rd.episodes_dir):
             d.mkdir()
