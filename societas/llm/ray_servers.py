@@ -123,7 +123,7 @@ class RayLauncher:
 
     def __init__(self, model: str, options: ServerOptions) -> None:
         if not ray.is_initialized():
-            ray.init(include_dashboard=False)
+            ray.init(address=options.ray_address, include_dashboard=False)
         self.model = model
         self.options = options
         self._template = tuple(options.template())

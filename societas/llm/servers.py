@@ -71,6 +71,8 @@ class ServerOptions:
     `endpoints` (base URLs such as http://10.0.0.5:8000) attach to servers that
     another process supervises, such as a Ray runner's driver, instead of
     starting any: they are health-checked and routed to, never started or stopped.
+    `ray_address` is the cluster that `placement: ray` joins when this process
+    has not joined one yet (a Ray runner's `address`).
     """
 
     replicas: int | None = None
@@ -89,6 +91,7 @@ class ServerOptions:
     affinity_slack: int = 8
     log_dir: str | None = None
     endpoints: tuple[str, ...] = ()
+    ray_address: str | None = None
 
     def template(self) -> list[str]:
         return command_tokens(self.command if self.command is not None else DEFAULT_COMMAND)

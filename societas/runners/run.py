@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEM
 from societas.societies.society import PhasedSociety, make_society
 
 if TYPE_CHECKING:
+    from societas.llm.servers import ServerOptions
     from societas.runners.ray_runner import RayShards
 
 
@@ -46,8 +48,21 @@ def model_options(config: ExperimentConfig, spec: str) -> ModelOptions:
         timeout_s=llm.timeout_s, max_retries=llm.max_retries, backoff_base_s=llm.backoff_base_s,
         backoff_max_s=llm.backoff_max_s, max_in_flight=llm.max_in_flight,
         structured_outputs=llm.structured_outputs, transport=llm.transport, cache_path=cache,
-        send_seed=llm.send_seed, servers=llm.servers.options(),
+        send_seed=llm.send_seed, servers=_server_options(config),
     )
+
+
+def _server_options(config: ExperimentConfig) -> ServerOptions:
+    """`llm.servers`; on a Ray cluster (`runner.address`) servers go where the shards can reach them.
+
+    Under `placement: auto` a Ray runner joining a cluster places the servers as
+    Ray actors on its GPU nodes rather than as subprocesses of the driver.
+    """
+    options = config.llm.servers.options()
+    runner = config.runner
+    if runner.kind == "ray" and runner.address is not None and options.placement == "auto":
+        options = dataclasses.replace(options, placement="ray", ray_address=runner.address)
+    return options
 
 
 class _Progress:

@@ -39,3 +39,17 @@ def test_shards_or_address_alone_mean_ray_and_local_undoes_them(tmp_path: Path) 
     cfg = load_config(ray_file, runner=_runner_overrides("local", None, None))
     assert (cfg.runner.kind, cfg.runner.shards, cfg.runner.address) == ("local", 1, None)
     assert load_config(ray_file).runner.kind == "ray"
+
+
+def test_servers_join_the_runners_cluster_only_when_it_names_one() -> None:
+    from societas.runners.run import model_options
+
+    on_cluster = load_config("pd_tournament", runner={"kind": "ray", "address": "10.0.0.5:6379"})
+    servers = model_options(on_cluster, "vllm:org/m").servers
+    assert (servers.placement, servers.ray_address) == ("ray", "10.0.0.5:6379")
+    for runner in ({"kind": "local"}, {"kind": "ray", "shards": 2}):
+        servers = model_options(load_config("pd_tournament", runner=runner), "vllm:org/m").servers
+        assert (servers.placement, servers.ray_address) == ("auto", None)
+    pinned = load_config("pd_tournament", runner={"kind": "ray", "address": "auto"},
+                         llm={"servers": {"placement": "local"}})
+    assert model_options(pinned, "vllm:org/m").servers.placement == "local"
