@@ -231,7 +231,7 @@ def test_societas_run_against_two_stand_in_replicas(tmp_path: Path) -> None:
     assert not any(pid_alive(p) for p in pids)
 
 
-# -- real vLLM (opt-in: SOCIETAS_TEST_VLLM=1 with vllm installed) -----------------------------------
+# -- real vLLM (opt-in: SOCIETAS_TEST_VLLM=1 with vllm installed; see docs/guides/vllm.md) ----------
 
 VLLM_COMMAND = os.environ.get(
     "SOCIETAS_TEST_VLLM_COMMAND",
@@ -279,12 +279,25 @@ def test_pd_game_against_real_vllm_servers(tmp_path: Path) -> None:
                 "servers": {"replicas": int(os.environ.get("SOCIETAS_TEST_VLLM_REPLICAS", "1")),
                             "command": VLLM_COMMAND, "max_model_len": 1024,
                             "dtype": os.environ.get("SOCIETAS_TEST_VLLM_DTYPE", "float32"),
+                            # the server logs each request's sampling parameters, constraint included
+                            "extra_args": ["--enable-log-requests"],
                             "startup_timeout_s": 900, "log_dir": str(tmp_path / "logs")}},
     })
     rd, summary = run_experiment(config, out=tmp_path / "runs", progress=False)
-    assert summary["llm_calls"] > 0
-    # structured_outputs choice constraints: a random model still answers one of the options
+    assert summary["llm_calls"] > 0 and summary["retries"] == 0
+    run = load_run(rd.path)
+    calls = run.llm_calls
+    assert len(calls) == summary["llm_calls"] and calls["error"].isna().all()
+    constraints = [json.loads(p)["constraint"] for p in calls["params"]]
+    assert all(c["kind"] == "choice" and sorted(c["choices"]) == ["F", "J"] for c in constraints)
+    # A random model left alone writes arbitrary tokens: bare option letters mean the grammar held.
+    assert set(calls["reply"]) <= {"J", "F"}
     assert summary["invalid_actions"] == 0
-    events = load_run(rd.path).events
-    llm = events[events["policy_kind"] == "llm"]
+    llm = run.events[run.events["policy_kind"] == "llm"]
     assert set(llm["action"]) <= {"J", "F"} and llm["valid"].all()
+    # vLLM itself received structured_outputs with the choices on every request.
+    received = [line for log in (tmp_path / "logs").glob("*/replica-*.log")
+                for line in log.read_text().splitlines() if "Received request" in line]
+    assert len(received) == len(calls)
+    assert all(re.search(r"structured_outputs=StructuredOutputsParams\(.*choice=\['[JF]', '[JF]'\]", line)
+               for line in received), received[:1]
