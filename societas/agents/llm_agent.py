@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,23 +58,41 @@ class LLMAgent:
         self._client = model
         self._rng = rng
         self.options = options or LLMAgentOptions()
-        self._system_cache: tuple[str, str] | None = None
+        self._system_cache: tuple[str, dict[str, str]] | None = None
+        self._params_cache: dict[int, tuple[ActionSpec | None, int, int | None, dict[str, Any]]] = {}
 
-    def _system(self, rules: str) -> str:
-        # The same rules text recurs every round; build the system message once.
+    def _system(self, rules: str) -> dict[str, str]:
+        """The system message; the same rules recur every round, so the same object is handed out."""
         cached = self._system_cache
-        if cached is not None and cached[0] == rules:
+        if cached is not None and (cached[0] is rules or cached[0] == rules):
             return cached[1]
         persona = self.options.persona
-        text = rules if not persona else f"{rules}\n\n{persona}"
-        self._system_cache = (rules, text)
-        return text
+        message = {"role": "system", "content": rules if not persona else f"{rules}\n\n{persona}"}
+        self._system_cache = (rules, message)
+        return message
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        """`request.params()`, the same object while nothing in it changes (the recorder encodes it once).
+
+        Keyed by the spec object (an environment keeps a few per seat); each entry
+        holds its spec, so an id is never mistaken for a newer object's.
+        """
+        spec = request.constraint
+        cache = self._params_cache
+        cached = cache.get(id(spec))
+        if (cached is not None and cached[0] is spec and cached[1] == request.replicate
+                and cached[2] == request.seed):
+            return cached[3]
+        params = request.params()
+        if len(cache) >= 64:
+            cache.clear()
+        cache[id(spec)] = (spec, request.replicate, request.seed, params)
+        return params
 
     async def act(self, observation: Observation) -> Action:
         calls: list[LLMCall] = []
-        system = {"role": "system", "content": self._system(observation.system)}
         prediction = None
-        prefix: list[dict[str, str]] = [system]
+        prefix: list[dict[str, str]] = [self._system(observation.system)]
         if self.options.social_chain_of_thought and observation.prediction is not None:
             q = observation.prediction
             pred = await self._ask(prefix, q.prompt, q.spec, calls, "prediction")
@@ -81,6 +100,14 @@ class LLMAgent:
             prefix = [*prefix, {"role": "user", "content": q.prompt},
                       {"role": "assistant", "content": str(pred.value)}]
         answer = await self._ask(prefix, observation.prompt, observation.spec, calls, "action")
+        if len(calls) == 1:  # the usual case: one call, its figures are the decision's
+            c = calls[0]
+            return Action(
+                value=answer.value, policy=self.policy, model=self.model, valid=answer.valid,
+                retries=answer.retries, prediction=prediction, latency_s=c.latency_s,
+                prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens, cache_hit=c.cache_hit,
+                calls=(c,),
+            )
         return Action(
             value=answer.value,
             policy=self.policy,
@@ -123,7 +150,7 @@ class LLMAgent:
                 # The endpoint failed for good (after the retry wrapper's backoff):
                 # record it and play the default rather than lose the episode.
                 calls.append(LLMCall(
-                    model=self.model, messages=request.messages, params=request.params(),
+                    model=self.model, messages=request.messages, params=self._params(request),
                     reply=None, error=str(exc), latency_s=time.perf_counter() - t0,
                     prompt_tokens=0, completion_tokens=0, cache_hit=False,
                     attempt=attempt, purpose=purpose,
@@ -135,7 +162,7 @@ class LLMAgent:
             except InvalidAction as exc:
                 error = str(exc)
             calls.append(LLMCall(
-                model=self.model, messages=request.messages, params=request.params(),
+                model=self.model, messages=request.messages, params=self._params(request),
                 reply=result.text, error=error, latency_s=result.latency_s,
                 prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                 cache_hit=result.cache_hit, attempt=attempt, purpose=purpose,

@@ -16,6 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 from societas.types import ActionSpec
 
 Message = Mapping[str, str]
+# Built once: json.dumps builds a new encoder on every call that passes options. Cache keys
+# depend on these exact bytes.
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,10 +42,10 @@ class ChatRequest:
 
     def canonical(self, model: str) -> str:
         """Canonical JSON of everything that determines the reply (the cache key's input)."""
-        return json.dumps(
+        return _canonical_json(
             {
                 "model": model,
-                "messages": [dict(m) for m in self.messages],
+                "messages": [m if type(m) is dict else dict(m) for m in self.messages],
                 "temperature": self.temperature,
                 "max_tokens": self.max_tokens,
                 "top_p": self.top_p,
@@ -50,10 +53,7 @@ class ChatRequest:
                 "replicate": self.replicate if self.temperature > 0 else 0,
                 "seed": self.seed,
                 "extra": dict(self.extra),
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
+            }
         )
 
     def key(self, model: str) -> str:

@@ -6,19 +6,29 @@ Requests in flight are bounded per endpoint, across every model using it, so
 many agents sharing one server queue on the client instead of flooding it.
 The API key is read from the environment and never appears in results or
 error messages.
+
+Transports (`ModelOptions.transport`): `direct` (the default) sends the JSON
+body with aiohttp and reads the reply itself, a fraction of the client CPU per
+call of the OpenAI SDK, whose request machinery costs more than the HTTP
+exchange (see benchmarks/client.py); `aiohttp` and `httpx` go through the
+SDK's `AsyncOpenAI.post` on that HTTP client. All three send the same body
+and report errors alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import os
 import re
 import time
+import urllib.request
 import weakref
 from typing import Any
 from urllib.parse import urlparse
 
+import aiohttp
 import openai
 
 from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientModelError
@@ -85,6 +95,14 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTP_PROXY / HTTPS_PROXY, less NO_PROXY hosts)."""
+    parts = urlparse(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     seen = {id(exc)}
     while True:
@@ -96,7 +114,7 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 class OpenAIChatModel:
-    """A chat model behind an OpenAI-compatible HTTP API, on the `openai` async client.
+    """A chat model behind an OpenAI-compatible HTTP API (aiohttp directly, or the `openai` async client).
 
     `structured_outputs="auto"` asks the endpoint once (GET /models): a model
     owned by "vllm" means vLLM `structured_outputs`; api.openai.com means a JSON
@@ -118,6 +136,15 @@ class OpenAIChatModel:
         self._key = key
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._proxy: str | None = None
+        self._url = self.base_url + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                         "Accept": "application/json"}
+        for env, header in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project")):
+            if os.environ.get(env) and is_openai_url(self.base_url):
+                self._headers[header] = os.environ[env]
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel({self.name!r})"
@@ -132,7 +159,7 @@ class OpenAIChatModel:
         limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)
         limits = limits_type(max_connections=max(1000, n), max_keepalive_connections=max(100, n))
         http_client: Any
-        if self.options.transport == "aiohttp":
+        if self.options.transport in ("aiohttp", "direct"):
             http_client = openai.DefaultAioHttpClient(limits=limits, timeout=self.options.timeout_s)
         else:
             http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.options.timeout_s)
@@ -152,10 +179,27 @@ class OpenAIChatModel:
             self._client_loop = loop
         return self._client
 
+    def _session_for_loop(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session_loop is not loop:
+            n = self.options.max_in_flight
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=max(1000, n)),
+                timeout=aiohttp.ClientTimeout(total=self.options.timeout_s),
+            )
+            self._session_loop = loop
+            # The environment's proxy (HTTP(S)_PROXY, NO_PROXY), as the SDK honours it; looked up
+            # once, because aiohttp's trust_env asks a thread for it on every request.
+            self._proxy = _env_proxy(self._url)
+        return self._session
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
 
     # -- errors --------------------------------------------------------------
 
@@ -207,6 +251,9 @@ class OpenAIChatModel:
 
     async def _detect(self) -> ConstraintMode:
         fallback: ConstraintMode = "json_schema" if is_openai_url(self.base_url) else "none"
+        if self.options.transport == "direct":
+            owners = await self._owners_direct()
+            return "vllm" if owners is not None and "vllm" in owners else fallback
         try:
             page = await self._client_for_loop().models.list()
         except openai.APIStatusError as exc:
@@ -221,40 +268,123 @@ class OpenAIChatModel:
 
     # -- the call ----------------------------------------------------------------
 
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        client = self._client_for_loop()
-        mode = await self.constraint_mode()
-        kwargs: dict[str, Any] = request_body_extras(request.constraint, mode)
-        if request.extra:
-            kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **request.extra}
+    def _body(self, request: ChatRequest, mode: ConstraintMode) -> dict[str, Any]:
+        """The JSON body of a chat completions request, built directly.
+
+        Passing a plain body to the SDK's `post` skips `chat.completions.create`'s
+        per-request walk of its typed parameter definitions, which costs more
+        client CPU than the HTTP exchange itself; the bytes sent are the same.
+        """
+        body: dict[str, Any] = {
+            "model": self.spec.name,
+            "messages": [m if type(m) is dict else dict(m) for m in request.messages],
+            "temperature": request.temperature,
+        }
         if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
+            body["max_tokens"] = request.max_tokens
         if request.top_p is not None:
-            kwargs["top_p"] = request.top_p
+            body["top_p"] = request.top_p
         if request.seed is not None:
-            kwargs["seed"] = request.seed
-        messages: list[Any] = [dict(m) for m in request.messages]
+            body["seed"] = request.seed
+        if request.constraint is not None:
+            extras = request_body_extras(request.constraint, mode)
+            if "response_format" in extras:
+                body["response_format"] = extras["response_format"]
+            body.update(extras.get("extra_body", {}))
+        if request.extra:
+            body.update(request.extra)
+        return body
+
+    async def _send_direct(self, method: str, path: str, body: dict[str, Any] | None = None
+                           ) -> tuple[int, Any, str, bytes]:
+        """One request with aiohttp alone: status, headers, content type and body of the reply."""
+        session = self._session_for_loop()
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            async with session.request(method, self.base_url + path, data=data, headers=self._headers,
+                                       proxy=self._proxy) as resp:
+                return resp.status, resp.headers, resp.content_type, await resp.read()
+        except asyncio.TimeoutError:
+            raise TransientModelError(f"timeout after {self.options.timeout_s:g}s from {self.name}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransientModelError(
+                f"connection error to {self.name} ({type(_root_cause(exc)).__name__})") from None
+
+    def _status_error(self, status: int, headers: Any, raw: bytes) -> ModelError:
+        """An error reply as the SDK path reports it: 429, 5xx and 408 transient, with Retry-After."""
+        try:
+            detail = json.loads(raw)
+            message = detail["error"]["message"] if isinstance(detail.get("error"), dict) else detail
+        except (ValueError, TypeError, KeyError, AttributeError):
+            message = raw.decode(errors="replace")
+        where = self.name
+        if status == 429:
+            return TransientModelError(self._scrub(f"429 rate limited by {where}: Error code: 429 - {message}"),
+                                       retry_after=parse_retry_after(headers))
+        msg = self._scrub(f"{status} from {where}: Error code: {status} - {message}")
+        if status >= 500 or status == 408:
+            return TransientModelError(msg, retry_after=parse_retry_after(headers))
+        return ModelError(msg)
+
+    async def _post_direct(self, body: dict[str, Any]) -> Any:
+        """POST a chat completion with aiohttp alone; the decoded reply (text if not labelled JSON)."""
+        status, headers, content_type, raw = await self._send_direct("POST", "/chat/completions", body)
+        if status >= 400:
+            raise self._status_error(status, headers, raw)
+        if not content_type.endswith("json"):
+            return raw.decode(errors="replace")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise TransientModelError(f"reply from {self.name} is not valid JSON: JSONDecodeError") from None
+
+    async def _owners_direct(self) -> list[Any] | None:
+        """Who owns each model GET /models lists (None: the endpoint lists none), with aiohttp alone."""
+        status, headers, _, raw = await self._send_direct("GET", "/models")
+        if status >= 500 or status in (408, 429):
+            raise self._status_error(status, headers, raw)
+        if status >= 400:
+            return None
+        try:
+            page = json.loads(raw)
+        except ValueError:
+            raise TransientModelError(f"reply from {self.name} is not valid JSON: JSONDecodeError") from None
+        data = page.get("data") if isinstance(page, dict) else None
+        return [m.get("owned_by") for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        client = None if self.options.transport == "direct" else self._client_for_loop()
+        mode = await self.constraint_mode()
+        body = self._body(request, mode)
         async with endpoint_semaphore(self.base_url, self.options.max_in_flight):
             t0 = time.perf_counter()
-            try:
-                completion = await client.chat.completions.create(
-                    model=self.spec.name, messages=messages, temperature=request.temperature, **kwargs
-                )
-            except Exception as exc:
-                raise self._map_error(exc) from None
+            if client is None:
+                data = await self._post_direct(body)
+            else:
+                try:
+                    # cast_to=object: the decoded JSON as is, without building the SDK's models.
+                    data = await client.post("/chat/completions", body=body, cast_to=object)
+                except Exception as exc:
+                    raise self._map_error(exc) from None
             latency = time.perf_counter() - t0
-        if not hasattr(completion, "choices"):
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             # The SDK hands back raw text when the reply is not labelled JSON.
             raise TransientModelError(f"reply from {self.name} is not a chat completion")
-        if not completion.choices:
+        choices = data["choices"]
+        if not choices:
             raise TransientModelError(f"reply from {self.name} has no choices")
-        message = completion.choices[0].message
-        text = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
-        usage = completion.usage
+        message = choices[0].get("message") if isinstance(choices[0], dict) else None
+        if not isinstance(message, dict):
+            raise TransientModelError(f"reply from {self.name} has no message")
+        content = message.get("content")
+        text = content if content is not None else (message.get("refusal") or "")
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
         return ChatResult(
-            text=reply_text(text, request.constraint, mode),
+            text=reply_text(str(text), request.constraint, mode),
             model=self.name,
-            prompt_tokens=(usage.prompt_tokens or 0) if usage is not None else 0,
-            completion_tokens=(usage.completion_tokens or 0) if usage is not None else 0,
+            prompt_tokens=usage.get("prompt_tokens") or 0,
+            completion_tokens=usage.get("completion_tokens") or 0,
             latency_s=latency,
         )

@@ -46,6 +46,9 @@ class ModelOptions:
     output constraints: `auto` asks the endpoint what it is (vLLM lists its
     models as owned by "vllm"), `vllm` sends `structured_outputs` in the body,
     `json_schema` sends `response_format`, `none` relies on parsing alone.
+    `transport` is how requests travel: `direct` (aiohttp without the OpenAI SDK
+    in the request path, the least client CPU per call), or the SDK on `aiohttp`
+    or `httpx`.
     `servers` says how `vllm:` specs start their servers (None: the defaults).
     """
 
@@ -55,7 +58,7 @@ class ModelOptions:
     backoff_max_s: float = 30.0
     max_in_flight: int = 64
     structured_outputs: StructuredOutputs = "auto"
-    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    transport: Literal["aiohttp", "httpx", "direct"] = "direct"
     cache_path: Path | None = None
     send_seed: bool = False
     api_key_env: str = "OPENAI_API_KEY"

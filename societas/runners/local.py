@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from societas.agents.base import Agent
 from societas.agents.factory import make_agent, policy_kind
 from societas.agents.llm_agent import LLMAgentOptions
 from societas.config import LLMConfig
@@ -25,7 +26,7 @@ from societas.environments import make as make_env
 from societas.llm.base import ChatModel
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA
 from societas.societies.society import EpisodeSpec, Seat
-from societas.types import Action
+from societas.types import Action, Observation
 
 _EVENT_COLUMNS = EVENT_SCHEMA.names
 _CALL_COLUMNS = LLM_CALL_SCHEMA.names
@@ -75,19 +76,68 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# Encoders built once: json.dumps builds a new encoder on every call that passes options.
+_encode_info = json.JSONEncoder(sort_keys=True, default=str).encode
+_encode_message = json.JSONEncoder(ensure_ascii=False).encode
+_encode_params = json.JSONEncoder(sort_keys=True).encode
+
+# The per-decision (per-call) columns in row order; run_id, phase, episode and env are per episode.
+_EVENT_ROW = ("game", "round", "seat", "agent", "partner", "policy", "policy_kind", "model", "action", "value",
+              "option", "cooperated", "prediction", "valid", "retries", "reward", "cumulative_reward",
+              "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "info")
+_CALL_ROW = ("round", "seat", "agent", "purpose", "attempt", "model", "messages", "params", "reply", "error",
+             "latency_s", "prompt_tokens", "completion_tokens", "cache_hit")
+
+
+def _columns(names: tuple[str, ...], constants: dict[str, Any], row_names: tuple[str, ...],
+             rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Rows (tuples in `row_names` order) turned into columns, constants repeated, in schema order."""
+    n = len(rows)
+    data = dict(zip(row_names, map(list, zip(*rows, strict=True)), strict=True)) if n else {}
+    return {c: [constants[c]] * n if c in constants else data.get(c, []) for c in names}
+
+
+class _MessageEncoder:
+    """The llm_calls `messages` column: JSON of each call's messages, as `json.dumps` writes the list.
+
+    A message object seen again (an agent's system message, identical across an
+    episode) is encoded once; the cache holds the object, so its id stays its own.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Any, str]] = {}
+
+    def __call__(self, messages: tuple[Any, ...]) -> str:
+        parts = []
+        seen = self._seen
+        for m in messages:
+            hit = seen.get(id(m))
+            if hit is not None and hit[0] is m:
+                parts.append(hit[1])
+                continue
+            text = _encode_message(m)
+            if m.get("role") == "system":
+                seen[id(m)] = (m, text)
+            parts.append(text)
+        return "[" + ", ".join(parts) + "]"
+
+
 async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     """Play one episode to its end and return its events, model calls and per-seat totals.
 
     An environment may offer `acting_agents()` (only those decide this step; the
     others wait, e.g. recipients in the donor game) and `episode_summary()`
     (per-agent facts for the episodes table); plain PettingZoo envs need neither.
+    Each decision appends one tuple; the columns are built once at the end, and
+    values that are the same for the whole episode are not stored per row.
     """
     env = make_env(spec.env_id, **spec.env_params)
     env.reset(seed=episode_seed(ctx.seed, spec.phase, spec.index))
     seats = list(env.possible_agents)
     if len(seats) != len(spec.seats):
         raise ValueError(f"{spec.env_id} has {len(seats)} seats but the episode fills {len(spec.seats)}")
-    seat_of = {a: i for i, a in enumerate(seats)}
     agents = {}
     for i, (a, seat) in enumerate(zip(seats, spec.seats, strict=True)):
         agents[a] = make_agent(
@@ -100,79 +150,60 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     concurrent = any(k == "llm" for k in kinds.values())
     partner = ({seats[0]: spec.seats[1].name, seats[1]: spec.seats[0].name} if len(seats) == 2 else {})
     member = {a: s.name for a, s in zip(seats, spec.seats)}
+    # Per seat: (seat index, agent name, policy, policy kind), the same in every row of that seat.
+    who = {a: (i, agents[a].name, agents[a].policy, kinds[a]) for i, a in enumerate(seats)}
     acting = getattr(env, "acting_agents", None)
     cumulative = dict.fromkeys(seats, 0.0)
     counts = dict.fromkeys(seats, 0)
-    ev: dict[str, list[Any]] = {c: [] for c in _EVENT_COLUMNS}
-    calls: dict[str, list[Any]] = {c: [] for c in _CALL_COLUMNS}
+    rows: list[tuple[Any, ...]] = []
+    call_rows: list[tuple[Any, ...]] = []
+    encode_messages = _MessageEncoder()
+    # Encoded params by object; the entry holds the object, so its id cannot be reused meanwhile.
+    params_seen: dict[int, tuple[Any, str]] = {}
     run_id, phase, index, env_id = ctx.run_id, spec.phase, spec.index, spec.env_id
-    decisions = 0
     while env.agents:
         live = list(env.agents) if acting is None else acting()
         obs = [env.decision(a) for a in live]
         if concurrent and len(live) > 1:
-            actions: list[Action] = list(await asyncio.gather(*(agents[a].act(o) for a, o in zip(live, obs))))
+            actions = await _act_together([agents[a] for a in live], obs)
         else:
             actions = [await agents[a].act(o) for a, o in zip(live, obs)]
         _, rewards, _, _, infos = env.step({a: act.value for a, act in zip(live, actions)})
         for a, r in rewards.items():
             cumulative[a] += float(r)
         for a, o, act in zip(live, obs, actions):
-            reward = float(rewards.get(a, 0.0))
             counts[a] += 1
             info = infos.get(a, {})
-            other = o.data.get("partner")
-            agent = agents[a]
-            ev["run_id"].append(run_id)
-            ev["phase"].append(phase)
-            ev["episode"].append(index)
-            ev["env"].append(env_id)
-            ev["game"].append(o.data.get("game"))
-            ev["round"].append(o.round)
-            ev["seat"].append(seat_of[a])
-            ev["agent"].append(agent.name)
-            ev["partner"].append(partner.get(a) if other is None else member.get(other, other))
-            ev["policy"].append(agent.policy)
-            ev["policy_kind"].append(kinds[a])
-            ev["model"].append(act.model)
-            ev["action"].append(_text(info.get("action", act.value)))
+            data = o.data
+            other = data.get("partner")
+            seat_index, name, policy, kind = who[a]
             value = act.value
-            ev["value"].append(float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
-                               else None)
-            ev["option"].append(info.get("option"))
-            ev["cooperated"].append(info.get("cooperated"))
-            ev["prediction"].append(_text(act.prediction))
-            ev["valid"].append(act.valid)
-            ev["retries"].append(act.retries)
-            ev["reward"].append(reward)
-            ev["cumulative_reward"].append(cumulative[a])
-            ev["latency_s"].append(act.latency_s)
-            ev["prompt_tokens"].append(act.prompt_tokens)
-            ev["completion_tokens"].append(act.completion_tokens)
-            ev["cache_hit"].append(act.cache_hit)
             record = info.get("record")  # environment-specific facts of this decision, if any
-            ev["info"].append(None if record is None else json.dumps(record, sort_keys=True, default=str))
-            decisions += 1
+            rows.append((
+                data.get("game"), o.round, seat_index, name,
+                partner.get(a) if other is None else member.get(other, other),
+                policy, kind, act.model, _text(info.get("action", value)),
+                float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
+                info.get("option"), info.get("cooperated"), _text(act.prediction), act.valid, act.retries,
+                float(rewards.get(a, 0.0)), cumulative[a], act.latency_s, act.prompt_tokens,
+                act.completion_tokens, act.cache_hit, None if record is None else _encode_info(record),
+            ))
             for c in act.calls:
-                calls["run_id"].append(run_id)
-                calls["phase"].append(phase)
-                calls["episode"].append(index)
-                calls["round"].append(o.round)
-                calls["seat"].append(seat_of[a])
-                calls["agent"].append(agent.name)
-                calls["purpose"].append(c.purpose)
-                calls["attempt"].append(c.attempt)
-                calls["model"].append(c.model)
-                calls["messages"].append(json.dumps(list(c.messages), ensure_ascii=False))
-                calls["params"].append(json.dumps(dict(c.params), sort_keys=True))
-                calls["reply"].append(c.reply)
-                calls["error"].append(c.error)
-                calls["latency_s"].append(c.latency_s)
-                calls["prompt_tokens"].append(c.prompt_tokens)
-                calls["completion_tokens"].append(c.completion_tokens)
-                calls["cache_hit"].append(c.cache_hit)
+                params = c.params
+                hit = params_seen.get(id(params))
+                if hit is None or hit[0] is not params:
+                    # Agents hand the same params object over while the parameters stay the same.
+                    if len(params_seen) >= 1024:  # sampled replicates make new ones every call
+                        params_seen.clear()
+                    hit = params_seen[id(params)] = (params, _encode_params(
+                        params if type(params) is dict else dict(params)))
+                call_rows.append((
+                    o.round, seat_index, name, c.purpose, c.attempt, c.model, encode_messages(c.messages),
+                    hit[1], c.reply, c.error, c.latency_s, c.prompt_tokens, c.completion_tokens, c.cache_hit,
+                ))
     summary = env.episode_summary() if hasattr(env, "episode_summary") else {}
     env.close()
+    constants = {"run_id": run_id, "phase": phase, "episode": index, "env": env_id}
     ep: dict[str, list[Any]] = {c: [] for c in _EPISODE_COLUMNS}
     for i, (a, seat) in enumerate(zip(seats, spec.seats)):
         ep["run_id"].append(run_id)
@@ -184,8 +215,33 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
         ep["model"].append(seat.model)
         ep["total_reward"].append(cumulative[a])
         ep["decisions"].append(counts[a])
-        ep["summary"].append(json.dumps(summary[a], sort_keys=True, default=str) if a in summary else None)
-    return EpisodeOutput(key=spec.key, events=ev, calls=calls, episode=ep, decisions=decisions)
+        ep["summary"].append(_encode_info(summary[a]) if a in summary else None)
+    return EpisodeOutput(
+        key=spec.key,
+        events=_columns(_EVENT_COLUMNS, constants, _EVENT_ROW, rows),
+        calls=_columns(_CALL_COLUMNS, constants, _CALL_ROW, call_rows),
+        episode=ep,
+        decisions=len(rows),
+    )
+
+
+async def _act_together(agents: list[Agent], observations: list[Observation]) -> list[Action]:
+    """Every agent's act at once, in seat order, as `asyncio.gather` would run them.
+
+    The first runs in this task and the others in tasks that start when it first
+    waits, which is the order gather gives, with one task fewer per step.
+    """
+    tasks = [asyncio.ensure_future(agent.act(o)) for agent, o in zip(agents[1:], observations[1:])]
+    try:
+        first = await agents[0].act(observations[0])
+        return [first, *[await t for t in tasks]]
+    except BaseException:
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+            elif not t.cancelled():
+                t.exception()  # seen: the error raised here is the first one met
+        raise
 
 
 async def run_episodes(

@@ -20,14 +20,15 @@ KEY_ENV = "SOCIETAS_TEST_API_KEY"  # the variable conftest's client_for reads
 Serve = Callable[..., FakeOpenAIServer]
 ClientFor = Callable[..., OpenAIChatModel]
 PD_PROMPT = "Which option do you choose, Option J or Option F?"
+TRANSPORTS = ["direct", "aiohttp", "httpx"]
 
 
 def ask(prompt: str = PD_PROMPT, spec: ActionSpec | None = None, **kw: Any) -> ChatRequest:
     return ChatRequest(messages=({"role": "user", "content": prompt},), constraint=spec, **kw)
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-async def test_complete_on_both_transports(serve: Serve, client_for: ClientFor, transport: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_complete_on_every_transport(serve: Serve, client_for: ClientFor, transport: str) -> None:
     srv = serve("first", record_bodies=4)
     model = client_for(srv, "tiny", transport=transport)
     assert isinstance(model, ChatModel)
@@ -83,10 +84,12 @@ async def test_constraints_reach_the_server(serve: Serve, client_for: ClientFor,
         assert result.text == "J"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize(("owned_by", "mode"), [("vllm", "vllm"), ("societas-fake", "none")])
-async def test_auto_detects_vllm(serve: Serve, client_for: ClientFor, owned_by: str, mode: str) -> None:
+async def test_auto_detects_vllm(serve: Serve, client_for: ClientFor, owned_by: str, mode: str,
+                                 transport: str) -> None:
     srv = serve("first", owned_by=owned_by, record_bodies=8)
-    a, b = client_for(srv), client_for(srv)
+    a, b = client_for(srv, transport=transport), client_for(srv, transport=transport)
     spec = ActionSpec.choice(["J", "F"])
     results = await asyncio.gather(*(m.complete(ask(spec=spec)) for m in (a, b, a, b)))
     assert await a.constraint_mode() == mode
@@ -101,33 +104,38 @@ async def test_explicit_mode_skips_detection(serve: Serve, client_for: ClientFor
     assert srv.stats.models_requests == 0
 
 
-async def test_rate_limit_is_transient_with_retry_after(serve: Serve, client_for: ClientFor) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_rate_limit_is_transient_with_retry_after(serve: Serve, client_for: ClientFor, transport: str) -> None:
     srv = serve(faults=FaultConfig(script=("rate_limit",), retry_after_s=2.5))
     with pytest.raises(TransientModelError) as info:
-        await client_for(srv).complete(ask())
+        await client_for(srv, transport=transport).complete(ask())
     assert info.value.retry_after == 2.5 and "429" in str(info.value)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("fault", ["server_error", "malformed", "hang"])
-async def test_server_failures_are_transient(serve: Serve, client_for: ClientFor, fault: str) -> None:
+async def test_server_failures_are_transient(serve: Serve, client_for: ClientFor, fault: str,
+                                             transport: str) -> None:
     srv = serve(faults=FaultConfig(script=(fault,)))
-    model = client_for(srv, timeout_s=0.3)
+    model = client_for(srv, timeout_s=0.3, transport=transport)
     with pytest.raises(TransientModelError):
         await model.complete(ask())
     assert srv.stats.by_kind[fault] == 1
     assert (await model.complete(ask())).text == "Option J"  # the next request is fine
 
 
-async def test_client_errors_are_not_transient(serve: Serve, client_for: ClientFor) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_client_errors_are_not_transient(serve: Serve, client_for: ClientFor, transport: str) -> None:
     srv = serve()
     with pytest.raises(ModelError) as info:
-        await client_for(srv).complete(ChatRequest(messages=()))
+        await client_for(srv, transport=transport).complete(ChatRequest(messages=()))
     assert not isinstance(info.value, TransientModelError) and "400" in str(info.value)
 
 
-async def test_connection_refused_is_transient(client_for: ClientFor) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_connection_refused_is_transient(client_for: ClientFor, transport: str) -> None:
     with FakeOpenAIServer() as srv:
-        model = client_for(srv, structured_outputs="none")
+        model = client_for(srv, structured_outputs="none", transport=transport)
     with pytest.raises(TransientModelError, match="connection"):
         await model.complete(ask())
 
@@ -141,12 +149,13 @@ async def test_in_flight_limit_is_shared_per_endpoint(serve: Serve, client_for: 
     assert 1 <= srv.stats.max_in_flight <= 4
 
 
-async def test_key_never_leaks(serve: Serve, client_for: ClientFor, api_key: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_key_never_leaks(serve: Serve, client_for: ClientFor, api_key: str, transport: str) -> None:
     good = serve(api_key=api_key)
-    result = await client_for(good).complete(ask())
+    result = await client_for(good, transport=transport).complete(ask())
     assert api_key not in repr(result) and result.text == "Option J"
     bad = serve(api_key="a-different-key")  # the 401 message quotes the key it got
-    model = client_for(bad)
+    model = client_for(bad, transport=transport)
     with pytest.raises(ModelError) as info:
         await model.complete(ask())
     assert "401" in str(info.value) and api_key not in str(info.value)
