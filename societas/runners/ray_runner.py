@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,10 +103,13 @@ class RayStats:
     nodes: set[str] = field(default_factory=set)
     lost_batches: int = 0
     restarts: int = 0
+    start_s: float = 0.0
+    """Seconds spent joining or starting Ray and bringing the shards up: the fixed cost of a Ray run."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": "ray", "shards": self.shards, "nodes": len(self.nodes),
-                "lost_batches": self.lost_batches, "restarted_shards": self.restarts}
+                "lost_batches": self.lost_batches, "restarted_shards": self.restarts,
+                "start_s": round(self.start_s, 3)}
 
 
 _connection_lock = threading.Lock()
@@ -211,11 +215,18 @@ class RayShards:
         late would find the queue empty); the grace period keeps a shard that
         cannot be placed from holding the run.
         """
+        if self._slots:
+            return
+        began = time.perf_counter()
+        try:
+            await self._start_shards()
+        finally:
+            self.stats.start_s += time.perf_counter() - began
+
+    async def _start_shards(self) -> None:
         if not self._connected:
             _connect(self.runner)
             self._connected = True
-        if self._slots:
-            return
         self._slots = [_Slot(i) for i in range(self.runner.shards)]
         for slot in self._slots:
             self._spawn(slot)
