@@ -56,8 +56,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
+from societas.environments.base import GameEnv
 from societas.environments.params import check_flag as _flag
 from societas.environments.params import check_int as _int
 from societas.environments.params import check_one_of as _one_of
@@ -125,7 +125,7 @@ class _Pending:
         self.trace = trace
 
 
-class DonorGame(ParallelEnv):
+class DonorGame(GameEnv):
     """The donor game: agents donate to each other, see reputations, write strategies.
 
     num_agents: agents "agent_0", ... in seat order.
@@ -266,12 +266,6 @@ class DonorGame(ParallelEnv):
         low = -np.inf if self.variant == "punishment" else 0.0
         return {a: spaces.Box(low, np.inf, shape=(), dtype=np.float64) for a in self.possible_agents}
 
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self.action_spaces[agent]
-
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -334,9 +328,6 @@ class DonorGame(ParallelEnv):
         return (f"Game {self._game_done + 1}, round {self._round_done}: {len(self._last_round)} pairs, "
                 f"{len(given)} donations (mean {mean:.0%} of resources), total resources "
                 f"{_num(sum(self._res))}.")
-
-    def close(self) -> None:
-        """Nothing to release: the game holds no external resources."""
 
     # -- societas runner API --------------------------------------------------
 

@@ -59,8 +59,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
+from societas.environments.base import GameEnv
 from societas.environments.params import check_flag as _flag
 from societas.environments.params import check_int as _int
 from societas.environments.params import check_one_of as _one_of
@@ -104,7 +104,7 @@ StepResult = tuple[
 ]
 
 
-class FeedbackLoop(ParallelEnv):
+class FeedbackLoop(GameEnv):
     """Humans and one AI that learns from them: belief diversity and lock-in (see the module docstring).
 
     num_humans: humans "human_0" .. ; the AI "ai" sits last.
@@ -238,12 +238,6 @@ class FeedbackLoop(ParallelEnv):
         space = spaces.Box(lo, hi, shape=(), dtype=np.float64)
         return dict.fromkeys(self.possible_agents, space)
 
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self.action_spaces[agent]
-
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -341,9 +335,6 @@ class FeedbackLoop(ParallelEnv):
         h = self._stance[: self._m, k]
         return (f"Round {rnd}, question {k + 1}: human stances mean {h.mean():.2f} (sd {h.std():.3f}), "
                 f"AI {self._stance[self._m, k]:.2f}, truth {self._truth[rnd - 1, k]:.2f}.")
-
-    def close(self) -> None:
-        """Nothing to release: the game holds no external resources."""
 
     # -- societas runner API --------------------------------------------------
 

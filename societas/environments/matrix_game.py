@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
+from societas.environments.base import GameEnv
 from societas.environments.catalog import Game, Payoffs, lookup
 from societas.types import ActionSpec, Observation, Question
 
@@ -122,7 +122,7 @@ def _texts(own: tuple[Matrix, Matrix], letters: tuple[str, str], rounds: int) ->
     )
 
 
-class RepeatedMatrixGame(ParallelEnv):
+class RepeatedMatrixGame(GameEnv):
     """Two players play a 2x2 game for `rounds` rounds and see each other's past moves.
 
     `payoffs[i][j]` = (player_0's points, player_1's points) when player_0 plays
@@ -245,12 +245,6 @@ class RepeatedMatrixGame(ParallelEnv):
     def action_spaces(self) -> dict[str, spaces.Space]:  # type: ignore[override]
         return {a: spaces.Discrete(2) for a in AGENTS}
 
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self.action_spaces[agent]
-
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -323,9 +317,6 @@ class RepeatedMatrixGame(ParallelEnv):
             f"{letters[a1]}; player_0 won {_num(self._rewards[0][k])} points and player_1 won "
             f"{_num(self._rewards[1][k])} points."
         )
-
-    def close(self) -> None:
-        """Nothing to release: the game holds no external resources."""
 
     # -- societas runner API --------------------------------------------------
 

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
+from societas.environments.base import GameEnv
 from societas.types import ActionSpec, Observation, Question
 
 PLAYER = "player"
@@ -71,7 +71,7 @@ def best_response(game: str, dist: np.ndarray) -> tuple[int, np.ndarray]:
     return int(np.argmax(expected)), expected
 
 
-class PartnerAdaptation(ParallelEnv):
+class PartnerAdaptation(GameEnv):
     """A repeated game of the player against a fixed partner policy; one seat."""
 
     metadata: ClassVar[dict[str, Any]] = {"name": "partner_adaptation_v0",
@@ -109,12 +109,6 @@ class PartnerAdaptation(ParallelEnv):
     @functools.cached_property
     def action_spaces(self) -> dict[str, spaces.Space]:  # type: ignore[override]
         return {PLAYER: spaces.Discrete(len(self.moves))}
-
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self.action_spaces[agent]
 
     def reset(self, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -158,9 +152,6 @@ class PartnerAdaptation(ParallelEnv):
     def render(self) -> str | None:
         """The last round as text, or None before the first round."""
         return self._lines[-1] if self._lines else None
-
-    def close(self) -> None:
-        """Nothing to release."""
 
     def decision(self, agent: str) -> Observation:
         """The round's question: rules, history, the move choice, and the prediction of the partner's move."""

@@ -39,8 +39,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
+from societas.environments.base import GameEnv
 from societas.types import ActionSpec, Observation
 
 ACTIONS = ("stay", "up", "down", "left", "right")
@@ -434,7 +434,7 @@ _SYSTEM_ACTOR = (
 )
 
 
-class TomGridworld(ParallelEnv):
+class TomGridworld(GameEnv):
     """One partially observing actor looking for coloured objects, with a belief oracle (see the module docstring).
 
     size, wall_density: the random grid (ignored with `layout`); radius: the field of view;
@@ -517,9 +517,6 @@ class TomGridworld(ParallelEnv):
         if self.render_mode == "rgb_array":
             return self.world.rgb()
         return self.world.ascii() + "\n" + _trajectory_text(self.world)
-
-    def close(self) -> None:
-        """Nothing to release."""
 
     # -- societas runner API ------------------------------------------------------------------
 
@@ -611,7 +608,7 @@ _QUESTION_TEXT = {
 }
 
 
-class TomObserver(ParallelEnv):
+class TomObserver(GameEnv):
     """An observer answers questions about a scripted actor it has watched (see the module docstring).
 
     actor: the simulated actor (algorithmic_actor or goal_directed); past_episodes: full episodes shown
@@ -738,9 +735,6 @@ class TomObserver(ParallelEnv):
     def render(self) -> str | None:
         """The last question and answer."""
         return self._last
-
-    def close(self) -> None:
-        """Nothing to release."""
 
     def decision(self, agent: str) -> Observation:
         """The past episodes, the current one up to the cut, and one question; data carry both minds."""
