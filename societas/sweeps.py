@@ -40,7 +40,7 @@ from societas import __version__
 from societas.config import ConfigError, ExperimentConfig, dump_config, parse_config
 from societas.llm.base import ChatModel
 from societas.llm.specs import make_model
-from societas.runners.run import model_options, run_experiment_async
+from societas.runners.run import model_options, run_experiment_async, stored_config
 from societas.runners.rundir import RunDirectory
 from societas.societies.society import make_society
 
@@ -401,10 +401,7 @@ def resume_sweep(path: str | Path, *, on_update: OnUpdate | None = None,
             continue
         if not rd.exists():
             raise FileNotFoundError(f"{rd.path}: the directory of run {row['name']} is missing (no config.yaml)")
-        run_config = rd.config()
-        if runner:
-            run_config = parse_config(run_config.model_dump(mode="json"), source=str(rd.path / "config.yaml"),
-                                      overrides={"runner": dict(runner)})
+        run_config = stored_config(rd, runner)
         todo.append((row, run_config, rd, pool.models_for(run_config)))
     index = _Index(path, list(config.sweep.grid), rows)
     index.write()

@@ -59,8 +59,8 @@ class ChatRequest:
     def key(self, model: str) -> str:
         return hashlib.sha256(self.canonical(model).encode()).hexdigest()
 
-    def params(self) -> dict[str, Any]:
-        """Sampling parameters as recorded in the llm_calls table."""
+    def sampling(self) -> dict[str, Any]:
+        """The sampling fields a provider is sent, named as the OpenAI API names them (unset ones left out)."""
         out: dict[str, Any] = {"temperature": self.temperature}
         if self.max_tokens is not None:
             out["max_tokens"] = self.max_tokens
@@ -68,6 +68,11 @@ class ChatRequest:
             out["top_p"] = self.top_p
         if self.seed is not None:
             out["seed"] = self.seed
+        return out
+
+    def params(self) -> dict[str, Any]:
+        """Sampling parameters as recorded in the llm_calls table."""
+        out = self.sampling()
         if self.temperature > 0:
             out["replicate"] = self.replicate
         if self.constraint is not None:

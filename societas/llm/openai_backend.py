@@ -278,14 +278,8 @@ class OpenAIChatModel:
         body: dict[str, Any] = {
             "model": self.spec.name,
             "messages": [m if type(m) is dict else dict(m) for m in request.messages],
-            "temperature": request.temperature,
+            **request.sampling(),
         }
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.seed is not None:
-            body["seed"] = request.seed
         if request.constraint is not None:
             extras = request_body_extras(request.constraint, mode)
             if "response_format" in extras:

@@ -258,6 +258,15 @@ async def run_experiment_async(config: ExperimentConfig, rd: RunDirectory, *, pr
                           close_models=False)
 
 
+def stored_config(rd: RunDirectory, runner: Mapping[str, Any] | None = None) -> ExperimentConfig:
+    """A run directory's config, with its runner settings replaced where `runner` says (for a resume)."""
+    config = rd.config()
+    if not runner:
+        return config
+    return parse_config(config.model_dump(mode="json"), source=str(rd.path / "config.yaml"),
+                        overrides={"runner": dict(runner)})
+
+
 def resume_run(path: str | Path, *, progress: bool = True,
                runner: Mapping[str, Any] | None = None) -> tuple[RunDirectory, dict[str, Any]]:
     """Finish a run that stopped early: episodes already on disk are kept, the rest replayed.
@@ -268,9 +277,6 @@ def resume_run(path: str | Path, *, progress: bool = True,
     rd = RunDirectory(Path(path))
     if not rd.exists():
         raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
-    config = rd.config()
-    if runner:
-        config = parse_config(config.model_dump(mode="json"), source=str(rd.path / "config.yaml"),
-                              overrides={"runner": dict(runner)})
+    config = stored_config(rd, runner)
     society = make_society(config)
     return rd, asyncio.run(_execute(config, rd, progress, society, _models(config, society)))
