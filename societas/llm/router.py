@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from societas.llm.base import ChatModel, ChatRequest, ChatResult, ModelError, TransientModelError
 from societas.llm.openai_backend import OpenAIChatModel
+from societas.llm.server_process import healthy
 from societas.llm.servers import Replica, ServerManager, ServerOptions
 from societas.llm.specs import ModelOptions, ModelSpec
 
@@ -54,23 +55,8 @@ def _rank(key: bytes, replica: int) -> int:
 
 
 async def probe(host: str, port: int, timeout_s: float = _PROBE_TIMEOUT_S) -> bool:
-    """Whether `GET /health` answers 200, without blocking the event loop."""
-
-    async def status_line() -> bytes:
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
-            await writer.drain()
-            return await reader.readline()
-        finally:
-            writer.close()
-
-    try:
-        status = await asyncio.wait_for(status_line(), timeout_s)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    parts = status.split()
-    return len(parts) >= 2 and parts[1] == b"200"
+    """Whether `GET /health` answers 200: the supervisor's check, off the event loop."""
+    return await asyncio.to_thread(healthy, host, port, timeout_s)
 
 
 class ReplicaRouter:
