@@ -3,8 +3,10 @@
 Within an episode, agents that act in the same step are asked together
 (`asyncio.gather`), so their model calls overlap; across episodes, a fixed pool
 of workers keeps at most `max_concurrent_episodes` in flight. Every random draw
-comes from generators seeded by (run seed, phase, episode, seat), never from
-scheduling order, so the events do not depend on which episode finished first.
+comes from generators seeded by the run seed and what the episode is (its
+`world`: game, variant, repetition) with the seat and its member, never from
+the episode's position or the scheduling order, so the events depend neither on
+which episode finished first nor on who else is in the schedule.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from societas.config import LLMConfig
 from societas.environments import make as make_env
 from societas.llm.base import ChatModel
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA
-from societas.societies.society import EpisodeSpec, Seat
+from societas.societies.society import EpisodeSpec, Seat, identity_hash
 from societas.types import Action, Observation
 
 _EVENT_COLUMNS = EVENT_SCHEMA.names
@@ -33,12 +35,14 @@ _CALL_COLUMNS = LLM_CALL_SCHEMA.names
 _EPISODE_COLUMNS = EPISODE_SCHEMA.names
 
 
-def episode_seed(seed: int, phase: int, episode: int) -> int:
-    return int(np.random.SeedSequence(seed, spawn_key=(phase, episode)).generate_state(1)[0])
+def episode_seed(seed: int, world: int) -> int:
+    """The environment's seed: the run seed and what the episode is (`EpisodeSpec.world_key`)."""
+    return int(np.random.SeedSequence([seed, world]).generate_state(1)[0])
 
 
-def agent_rng(seed: int, phase: int, episode: int, seat: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(phase, episode, 1 + seat)))
+def agent_rng(seed: int, world: int, seat: int, name: str) -> np.random.Generator:
+    """A seat's generator: the episode's world, the seat and the member in it, never the schedule position."""
+    return np.random.default_rng(np.random.SeedSequence([seed, world, identity_hash(name)], spawn_key=(1 + seat,)))
 
 
 @dataclass(slots=True)
@@ -134,14 +138,15 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     values that are the same for the whole episode are not stored per row.
     """
     env = make_env(spec.env_id, **spec.env_params)
-    env.reset(seed=episode_seed(ctx.seed, spec.phase, spec.index))
+    world = spec.world_key()
+    env.reset(seed=episode_seed(ctx.seed, world))
     seats = list(env.possible_agents)
     if len(seats) != len(spec.seats):
         raise ValueError(f"{spec.env_id} has {len(seats)} seats but the episode fills {len(spec.seats)}")
     agents = {}
     for i, (a, seat) in enumerate(zip(seats, spec.seats, strict=True)):
         agents[a] = make_agent(
-            seat.policy, name=seat.name, rng=agent_rng(ctx.seed, spec.phase, spec.index, i),
+            seat.policy, name=seat.name, rng=agent_rng(ctx.seed, world, i, seat.name),
             model=ctx.models.get(seat.model) if seat.model else None,
             llm_options=ctx.llm_options(seat) if seat.policy == "llm" else None,
             params=seat.params or None,

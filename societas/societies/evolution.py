@@ -108,7 +108,8 @@ class EvolvingSociety:
                 inherited_strategies=list(self.inherited[s]),
             )
             episodes.append(EpisodeSpec(phase=phase, index=s, env_id=self.config.environment.id,
-                                        env_params=params, seats=tuple(m.seat for m in population)))
+                                        env_params=params, seats=tuple(m.seat for m in population),
+                                        world=("generation", phase, "society", s)))
         return episodes
 
     def _rng(self, phase: int, society: int) -> np.random.Generator:

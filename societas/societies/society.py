@@ -7,6 +7,8 @@ phase run in any order, on any runner, and resume after a crash.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,19 +32,38 @@ class Seat:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def identity_hash(*parts: Any) -> int:
+    """A 64-bit number for a tuple of names and values (JSON, sorted keys): the same on every machine."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EpisodeSpec:
-    """Everything needed to play one episode, independent of every other episode."""
+    """Everything needed to play one episode, independent of every other episode.
+
+    `index` orders the episodes of a phase (event rows, checkpoints, resume);
+    `world` says what the episode is (game, variant, repetition) and seeds its
+    randomness, so the environment's draws and each seat's generator do not
+    move when members join or leave the schedule, and every player or observer
+    compared in a study faces the same worlds (common random numbers). An empty
+    `world` falls back to (phase, index).
+    """
 
     phase: int
     index: int
     env_id: str
     env_params: dict[str, Any] = field(default_factory=dict)
     seats: tuple[Seat, ...]
+    world: tuple[Any, ...] = ()
 
     @property
     def key(self) -> tuple[int, int]:
         return (self.phase, self.index)
+
+    def world_key(self) -> int:
+        """The hash of what the episode is; seeds the environment and (with seat and name) the agents."""
+        return identity_hash(*(self.world or ("position", self.phase, self.index)))
 
 
 def _seat(agent: AgentConfig, name: str, default_model: str | None) -> Seat:
@@ -106,10 +127,14 @@ class Society:
                                  repetitions=mm.repetitions, graph=graph)
         episodes: list[EpisodeSpec] = []
         for params in cfg.environment.variants():
+            seen: dict[tuple[str, ...], int] = {}
             for table in tables:
+                # The k-th meeting of this table is repetition k: the same world whoever else is scheduled.
+                repetition = seen[tuple(table)] = seen.get(tuple(table), -1) + 1
                 episodes.append(EpisodeSpec(
                     phase=phase, index=len(episodes), env_id=cfg.environment.id,
                     env_params=params, seats=tuple(self.members[n] for n in table),
+                    world=("episode", phase, cfg.environment.id, params, repetition),
                 ))
         return episodes
 

@@ -29,6 +29,7 @@ from societas.societies.lockin import (
     summary,
     trust_matrix,
 )
+from societas.societies.society import make_society
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -132,8 +133,9 @@ def test_society_of_99_bayesian_humans_and_an_aggregator_ai_runs_the_formal_mode
     from societas.environments import make
 
     env = make("feedback-loop", **cfg.environment.params)
-    env.reset(seed=episode_seed(3, 0, 0))
-    traj = simulate(env.trust_matrix(), mu=env.truth, sigmas=env.sigmas, rounds=200, seed=episode_seed(3, 0, 0),
+    seed = episode_seed(3, make_society(cfg).phase(0)[0].world_key())
+    env.reset(seed=seed)
+    traj = simulate(env.trust_matrix(), mu=env.truth, sigmas=env.sigmas, rounds=200, seed=seed,
                     bounds=env.scale)
     np.testing.assert_allclose(stance, traj.stated, rtol=1e-12)
     assert star_condition(100, 0.5, 0.0223) > 1 and stance[-1, :-1].std() < 1e-3
