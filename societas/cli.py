@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -17,9 +21,64 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 400)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+# Exit codes (README, "Exit codes"): whose failure it was.
+EXIT_BAD_INPUT = 2  # a config, path, argument or missing optional dependency
+EXIT_WORLD = 3  # an endpoint down, a disk full, a lost cluster: resumable
+EXIT_INTERRUPTED = 130
+EXIT_BUG = 1  # only for a bug in societas
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _guard(what: str) -> Iterator[None]:
+    """Every failure as one line with the exit code that says whose it is; no traceback.
+
+    SOCIETAS_DEBUG=1 lets an unexpected error (a bug) raise with its traceback.
+    """
+    from societas.config import ConfigError
+    from societas.errors import BadInput
+    from societas.llm.base import ModelError
+    from societas.runners.ray_runner import RayRunnerError
+    from societas.runners.run import RunInterrupted, RunStopped
+
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except (ConfigError, BadInput) as exc:
+        _fail(_one_line(exc))
+    except RunStopped as exc:
+        _fail(f"run stopped: {_one_line(exc)}", EXIT_WORLD)
+    except ModelError as exc:  # before anything was written: the probe, or a missing API key
+        text = _one_line(exc)
+        missing_key = "no API key" in text
+        _fail(f"{what}: model: {text}" + ("" if missing_key else "; nothing was written"),
+              EXIT_BAD_INPUT if missing_key else EXIT_WORLD)
+    except RayRunnerError as exc:
+        _fail(_one_line(exc), EXIT_WORLD)
+    except RunInterrupted as exc:
+        _fail(str(exc), EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:  # a path given that cannot be written or read
+        if exc.errno is None:  # raised with a message of ours ("not a run directory")
+            _fail(_one_line(exc))
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(f"{what}: cannot use{where}: {exc.strerror or _one_line(exc)}")
+    except Exception as exc:
+        if os.environ.get("SOCIETAS_DEBUG"):
+            raise
+        _fail(f"internal error ({type(exc).__name__}: {_one_line(exc)}): a bug in societas; rerun with "
+              "SOCIETAS_DEBUG=1 for the traceback and report it", EXIT_BUG)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 def _print_run(run_dir: Path, summary: dict[str, Any]) -> None:
@@ -61,14 +120,6 @@ def _runner_overrides(runner: str | None, shards: int | None, address: str | Non
     return over
 
 
-def _runner_failure(exc: Exception) -> None:
-    """Ray could not be reached, or shards kept dying: one line, and how to go on."""
-    from societas.runners.ray_runner import ShardLostError
-
-    hint = "; finish the run with `societas resume RUN_DIR`" if isinstance(exc, ShardLostError) else ""
-    _fail(f"{exc}{hint}", 1)
-
-
 @app.command()
 def run(
     config: Annotated[str, typer.Argument(help="YAML config file, or the name of a bundled config.")],
@@ -89,27 +140,16 @@ def run(
     side by side, each in its own run directory under one sweep directory.
     `--model` and `--seed` then pin the sweep's model or seed axis to one value.
     """
-    from societas.config import ConfigError, load_config
-    from societas.llm.base import ModelError
-    from societas.runners.ray_runner import RayRunnerError
+    from societas.config import load_config
     from societas.runners.run import run_experiment
 
-    try:
+    with _guard(config):
         cfg = load_config(config, model=model, seed=seed, output_dir=out_dir,
                           runner=_runner_overrides(runner, shards, address))
-    except ConfigError as exc:
-        _fail(str(exc))
-    if cfg.sweep is not None or seeds is not None:
-        _run_sweep(cfg, config, model=model, seed=seed, seeds=seeds, quiet=quiet)
-        return
-    try:
+        if cfg.sweep is not None or seeds is not None:
+            _run_sweep(cfg, config, model=model, seed=seed, seeds=seeds, quiet=quiet)
+            return
         rd, summary = run_experiment(cfg, progress=not quiet)
-    except ModelError as exc:  # a model that cannot be reached at all, e.g. no API key
-        _fail(f"{config}: model: {exc}")
-    except RayRunnerError as exc:
-        _runner_failure(exc)
-    except KeyboardInterrupt:
-        _fail("interrupted; finish the run with `societas resume RUN_DIR`", 130)
     _print_run(rd.path, summary)
 
 
@@ -121,58 +161,43 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="A run or sweep director
 
     Given a sweep directory, every run of the sweep without a summary is finished.
     """
-    from societas.config import ConfigError
-    from societas.llm.base import ModelError
-    from societas.runners.ray_runner import RayRunnerError
     from societas.runners.run import resume_run
 
-    if (run_dir / "sweep.yaml").is_file():
-        _resume_sweep(run_dir, quiet=quiet, runner=_runner_overrides(runner, shards, address))
-        return
-    try:
+    with _guard(str(run_dir)):
+        if (run_dir / "sweep.yaml").is_file():
+            _resume_sweep(run_dir, quiet=quiet, runner=_runner_overrides(runner, shards, address))
+            return
         rd, summary = resume_run(run_dir, progress=not quiet, runner=_runner_overrides(runner, shards, address))
-    except (FileNotFoundError, ModelError) as exc:
-        _fail(str(exc))
-    except ConfigError as exc:
-        _fail(str(exc))
-    except RayRunnerError as exc:
-        _runner_failure(exc)
+    if summary.get("already_complete"):
+        out.print(f"{rd.path}: already complete; nothing to do", highlight=False)
+        return
     _print_run(rd.path, summary)
 
 
 def _run_sweep(cfg: Any, source: str, *, model: str | None, seed: int | None, seeds: str | None,
                quiet: bool) -> None:
     """Every run of a sweep side by side; a line per run as it starts and ends, then the totals."""
-    from societas.config import ConfigError
-    from societas.llm.base import ModelError
     from societas.sweeps import parse_seeds, pin_axes, run_sweep
 
     where: list[Path] = []
+    cfg = pin_axes(cfg, model=model, seed=seed, seeds=None if seeds is None else parse_seeds(seeds),
+                   source=source)
     try:
-        cfg = pin_axes(cfg, model=model, seed=seed, seeds=None if seeds is None else parse_seeds(seeds),
-                       source=source)
         result = run_sweep(cfg, source=source, on_update=_sweep_progress(where, quiet))
-    except ConfigError as exc:
-        _fail(str(exc))
-    except ModelError as exc:  # a model that cannot be reached at all; nothing was written
-        _fail(f"{source}: model: {exc}")
     except KeyboardInterrupt:
-        _fail(f"interrupted; finish the sweep with `societas resume {where[0] if where else 'SWEEP_DIR'}`", 130)
+        _fail(f"interrupted; finish the sweep with `societas resume {where[0] if where else 'SWEEP_DIR'}`",
+              EXIT_INTERRUPTED)
     _print_sweep_result(result, shown=bool(where))
 
 
 def _resume_sweep(path: Path, *, quiet: bool, runner: dict[str, Any] | None) -> None:
-    from societas.config import ConfigError
-    from societas.llm.base import ModelError
     from societas.sweeps import resume_sweep
 
     where: list[Path] = []
     try:
         result = resume_sweep(path, on_update=_sweep_progress(where, quiet), runner=runner)
-    except (FileNotFoundError, ModelError, ConfigError) as exc:
-        _fail(str(exc))
     except KeyboardInterrupt:
-        _fail(f"interrupted; finish the sweep with `societas resume {path}`", 130)
+        _fail(f"interrupted; finish the sweep with `societas resume {path}`", EXIT_INTERRUPTED)
     _print_sweep_result(result, shown=bool(where))
 
 
@@ -208,8 +233,9 @@ def _print_sweep_result(result: Any, *, shown: bool) -> None:
         out.print(f"{r['status']}: {r['name']}" + (f": {r['error']}" if r["error"] else ""), highlight=False,
                   markup=False, soft_wrap=True)
     if result.failed:
+        world = all(str(r["error"] or "").startswith(("RunStopped", "ModelError")) for r in result.failed)
         _fail(f"{len(result.failed)} of {len(runs)} runs did not complete; rerun them with "
-              f"`societas resume {result.path}`", 1)
+              f"`societas resume {result.path}`", EXIT_WORLD if world else EXIT_BUG)
     out.print(f"next: societas analyze {result.path}", highlight=False)
 
 
@@ -261,25 +287,48 @@ def list_all() -> None:
         out.print(str(failure), style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
+def _run_paths(paths: list[Path]) -> list[Path]:
+    """Run directories named directly or through a sweep directory (its runs, in index order)."""
+    from societas.analysis.load import load_sweep
+
+    runs: list[Path] = []
+    for path in paths:
+        if (path / "sweep.yaml").is_file():
+            runs += [Path(d) for d in load_sweep(path)["run_dir"]]
+        elif (path / "config.yaml").is_file():
+            runs.append(path)
+        else:
+            _fail(f"{path}: not a run or sweep directory (no config.yaml or sweep.yaml)")
+    return runs
+
+
+def _no_events(path: Path) -> None:
+    _fail(f"{path}: the run has no events yet; play it with `societas resume {path}`")
+
+
 @app.command()
-def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory, or a sweep directory.")],
+def analyze(run_dirs: Annotated[list[Path], typer.Argument(help="A run directory, several, or a sweep directory.")],
             strategies: Annotated[bool, typer.Option(help="List the strategy texts alive in each generation.")]
             = False) -> None:
     """The key tables of a run: per-agent cooperation and payoffs; per generation for evolving societies.
 
     For a sweep directory: one row per run with its model, seed, grid values, cooperation and mean reward.
+    Several runs: each run's tables in turn.
     """
     from societas.analysis import load_run
 
-    if (run_dir / "sweep.yaml").is_file():
-        _print_sweep(run_dir)
-        return
-    try:
-        r = load_run(run_dir)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-    if r.events.empty:
-        _fail(f"{run_dir}: the run has no events yet", 1)
+    with _guard("analyze"):
+        if len(run_dirs) == 1 and (run_dirs[0] / "sweep.yaml").is_file():
+            _print_sweep(run_dirs[0])
+            return
+        for path in _run_paths(run_dirs):
+            r = load_run(path)
+            if r.events.empty:
+                _no_events(r.path)
+            _analyze_one(r, strategies)
+
+
+def _analyze_one(r: Any, strategies: bool) -> None:
     if strategies:
         _print_strategies(r)
     elif (r.events["env"] == "tom-observer").any():
@@ -295,24 +344,30 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory, or a 
     else:
         _print_agents(r)
     if r.summary is None:
-        out.print("[yellow]run incomplete: finish it with `societas resume`[/]")
+        out.print(f"[yellow]run incomplete: finish it with `societas resume {escape(str(r.path))}`[/]",
+                  highlight=False)
 
 
 @app.command()
-def report(run_dirs: Annotated[list[Path], typer.Argument(help="One run directory, or several to compare.")],
+def report(run_dirs: Annotated[list[Path], typer.Argument(help="One run directory, several to compare, or a "
+                                                          "sweep directory (a comparison of its runs).")],
            output: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write: a folder or a .html "
                                                        "file. Default: the run directory for one run, the "
-                                                       "current folder for a comparison.")] = None) -> None:
+                                                       "sweep directory for a sweep, beside the runs for a "
+                                                       "comparison.")] = None) -> None:
     """Write a self-contained HTML report (tables and figures inline) and print its path."""
     from societas.analysis.report import write_report
 
-    for path in run_dirs:
-        if not (path / "config.yaml").is_file():
-            _fail(f"{path}: not a run directory (no config.yaml)")
-    try:
-        written = write_report(run_dirs, output)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
+    with _guard("report"):
+        paths = _run_paths(run_dirs)
+        if not paths:
+            _fail(f"{run_dirs[0]}: the sweep has no runs")
+        for path in paths:
+            if not any((path / "events").glob("part-*.parquet")):
+                _no_events(path)
+        if output is None and len(run_dirs) == 1 and (run_dirs[0] / "sweep.yaml").is_file():
+            output = run_dirs[0] / "report.html"
+        written = write_report(paths, output)
     out.print(str(written), highlight=False, markup=False, soft_wrap=True)
 
 

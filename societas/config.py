@@ -192,6 +192,8 @@ class LLMConfig(_Strict):
     max_retries: int = Field(default=6, ge=0)
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
+    breaker_failures: int = Field(default=8, ge=1)
+    breaker_window_s: float = Field(default=15.0, ge=0)
     max_in_flight: int = Field(default=64, ge=1)
     structured_outputs: Literal["auto", "vllm", "json_schema", "none"] = "auto"
     transport: Literal["aiohttp", "httpx", "direct"] = "direct"

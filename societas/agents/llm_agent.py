@@ -6,13 +6,12 @@ then the persona, then the history and question, byte-identical across calls.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from societas.llm.base import ChatModel, ChatRequest, ModelError
+from societas.llm.base import ChatModel, ChatRequest
 from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation
 
 RETRY_PROMPT = "Your answer could not be used: {error} Please answer the question again."
@@ -143,19 +142,9 @@ class LLMAgent:
                 replicate=replicate,
                 seed=replicate if opts.send_seed else None,
             )
-            t0 = time.perf_counter()
-            try:
-                result = await self._client.complete(request)
-            except ModelError as exc:
-                # The endpoint failed for good (after the retry wrapper's backoff):
-                # record it and play the default rather than lose the episode.
-                calls.append(LLMCall(
-                    model=self.model, messages=request.messages, params=self._params(request),
-                    reply=None, error=str(exc), latency_s=time.perf_counter() - t0,
-                    prompt_tokens=0, completion_tokens=0, cache_hit=False,
-                    attempt=attempt, purpose=purpose,
-                ))
-                return _Answer(spec.default, False, attempt, None)
+            # A request that fails for good (the endpoint, not the model) raises ModelError out of
+            # the episode: the run stops and resumes later, and the failure never becomes a move.
+            result = await self._client.complete(request)
             error = None
             try:
                 value = spec.parse(result.text)

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+
+from societas.errors import CorruptRun
 
 EVENT_ORDER = ["phase", "episode", "round", "seat"]
 # Columns that name the run or depend on timing and on what the response cache
@@ -39,12 +42,47 @@ class Run:
         return self.path.name
 
 
+def read_table(parts: list[Path], columns: list[str] | None = None) -> pa.Table:
+    """Parquet parts as one table; a damaged part is a CorruptRun that names it."""
+    try:
+        return pq.read_table(parts if len(parts) > 1 else parts[0], columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        for part in parts:  # which one
+            try:
+                pq.ParquetFile(part).schema_arrow  # noqa: B018 - reads the footer
+            except (pa.ArrowInvalid, OSError) as bad:
+                raise CorruptRun(part, bad) from None
+        raise CorruptRun(parts[0].parent, exc) from None
+
+
 def _read_parts(folder: Path, order: list[str]) -> pd.DataFrame:
     parts = sorted(folder.glob("*.parquet"))
     if not parts:
         return pd.DataFrame()
-    df = pq.read_table(parts).to_pandas() if len(parts) > 1 else pq.read_table(parts[0]).to_pandas()
+    df = read_table(parts).to_pandas()
     return df.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CorruptRun(path, exc) from None
+    if not isinstance(data, dict):
+        raise CorruptRun(path, "not a mapping")
+    return data
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptRun(path, exc) from None
+    if not isinstance(data, dict):
+        raise CorruptRun(path, "not a JSON object")
+    return data
 
 
 def load_run(path: str | Path) -> Run:
@@ -57,15 +95,14 @@ def load_run(path: str | Path) -> Run:
     p = Path(path)
     if not (p / "config.yaml").is_file():
         raise FileNotFoundError(f"{p}: not a run directory (no config.yaml)")
-    summary_file = p / "summary.json"
     return Run(
         path=p,
         events=_read_parts(p / "events", EVENT_ORDER),
         llm_calls=_read_parts(p / "llm_calls", CALL_ORDER),
         episodes=_read_parts(p / "episodes", ["phase", "episode", "seat"]),
         lineage=_read_parts(p / "lineage", ["phase", "society", "seat"]),
-        config=yaml.safe_load((p / "config.yaml").read_text()) or {},
-        summary=json.loads(summary_file.read_text()) if summary_file.is_file() else None,
+        config=_read_yaml(p / "config.yaml"),
+        summary=_read_json(p / "summary.json"),
     )
 
 
@@ -92,12 +129,11 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     if not (p / "index.parquet").is_file():
         raise FileNotFoundError(f"{p}: not a sweep directory (no index.parquet)")
-    index = pq.read_table(p / "index.parquet").to_pandas()
+    index = read_table([p / "index.parquet"]).to_pandas()
     index["run_dir"] = [str(p / d) for d in index["run_dir"]]
     for i, run_dir in enumerate(index["run_dir"]):
-        summary_file = Path(run_dir) / "summary.json"
-        if summary_file.is_file():
-            summary = json.loads(summary_file.read_text())
+        summary = _read_json(Path(run_dir) / "summary.json")
+        if summary is not None:
             index.loc[i, "status"] = "complete"
             index.loc[i, "error"] = None
             for key in SWEEP_FIGURES:
@@ -107,7 +143,7 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
 
 def sweep_grid(path: str | Path) -> list[str]:
     """The dotted paths a sweep varies (its grid columns), from its sweep.yaml."""
-    config = yaml.safe_load((Path(path) / "sweep.yaml").read_text()) or {}
+    config = _read_yaml(Path(path) / "sweep.yaml")
     return list((config.get("sweep") or {}).get("grid") or {})
 
 
@@ -128,7 +164,7 @@ def load_sweep_events(path: str | Path, columns: list[str] | None = None) -> pd.
     for run_dir in index["run_dir"]:
         parts = sorted((Path(run_dir) / "events").glob("*.parquet"))
         if parts:
-            frame = pq.read_table(parts, columns=wanted).to_pandas()
+            frame = read_table(parts, columns=wanted).to_pandas()
             frames.append(frame.sort_values(EVENT_ORDER, kind="stable"))
     points = index[["name", "seed", "model", *grid]].rename(columns={"name": "run_id", "model": "run_model"})
     if not frames:

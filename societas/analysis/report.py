@@ -651,8 +651,16 @@ def _page(title: str, subtitle: str, sections: list[_Section]) -> str:
 
 
 def _output(run_dirs: list[Path], out: Path | None) -> Path:
+    """One run's report goes into it; a comparison beside the runs it compares (their common folder)."""
     if out is None:
-        return run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path.cwd() / "report.html"
+        if len(run_dirs) == 1:
+            return run_dirs[0] / "report.html"
+        import hashlib
+        import os
+
+        where = Path(os.path.commonpath([str(p.resolve().parent) for p in run_dirs]))
+        digest = hashlib.sha1("\n".join(sorted(p.name for p in run_dirs)).encode()).hexdigest()[:8]
+        return where / f"comparison-{len(run_dirs)}-runs-{digest}.html"
     out = Path(out)
     return out if out.suffix.lower() in (".html", ".htm") else out / "report.html"
 
@@ -661,7 +669,8 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     """Write a self-contained `report.html` for one run or a comparison of several; return its path.
 
     One run: written into the run directory unless `out` is given. Several
-    runs: a comparison, written to `out` or the current folder. `out` may be
+    runs: a comparison, written to `out` or beside the runs (in the folder that
+    holds them, named after the set of runs). `out` may be
     a folder or a file name ending in .html. A path that is not a run
     directory raises FileNotFoundError before anything is written.
     """

@@ -32,10 +32,10 @@ try:
         LogitsProcessor,
         LogitsProcessorList,
     )
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "hf: model specs need torch and transformers; install them with: pip install 'societas[hf]'"
-    ) from exc
+except ImportError as exc:  # exercised only without the extra
+    from societas.errors import MissingExtra
+
+    raise MissingExtra("hf: model specs (torch and transformers)", "hf") from exc
 
 from societas.llm.base import ChatRequest, ChatResult, Message, ModelError
 from societas.llm.specs import ModelOptions, ModelSpec
@@ -229,7 +229,9 @@ class HFChatModel:
                 return
             path = Path(self.path).expanduser()
             if not path.exists():
-                raise ModelError(f"{self.name}: no model directory at {path} (hf: takes a local path)")
+                from societas.errors import BadInput
+
+                raise BadInput(f"{self.name}: no model directory at {path} (hf: takes a local path)")
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path)
                 model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype)

@@ -50,12 +50,16 @@ class ModelOptions:
     in the request path, the least client CPU per call), or the SDK on `aiohttp`
     or `httpx`.
     `servers` says how `vllm:` specs start their servers (None: the defaults).
+    `breaker_failures` failed requests spanning `breaker_window_s` with no
+    success between them stop the run (the circuit breaker of RetryingModel).
     """
 
     timeout_s: float = 60.0
     max_retries: int = 6
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+    breaker_failures: int = 8
+    breaker_window_s: float = 15.0
     max_in_flight: int = 64
     structured_outputs: StructuredOutputs = "auto"
     transport: Literal["aiohttp", "httpx", "direct"] = "direct"
@@ -183,9 +187,14 @@ def _vllm(spec: ModelSpec, options: ModelOptions) -> ChatModel:
 
 
 def _hf(spec: ModelSpec, options: ModelOptions) -> ChatModel:
+    from societas.errors import BadInput
     from societas.llm.hf import HFChatModel
 
-    return HFChatModel(spec, options)
+    try:
+        return HFChatModel(spec, options)
+    except OSError as exc:  # no model files there (or a hub id with no hub to reach)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BadInput(f"hf:{spec.name}: cannot load the model: {first}") from None
 
 
 def _fake(spec: ModelSpec, options: ModelOptions) -> ChatModel:
@@ -213,6 +222,8 @@ def make_model(spec: str | ModelSpec, options: ModelOptions | None = None) -> Ch
             max_retries=options.max_retries,
             backoff_base_s=options.backoff_base_s,
             backoff_max_s=options.backoff_max_s,
+            breaker_failures=options.breaker_failures,
+            breaker_window_s=options.breaker_window_s,
         )
     if options.cache_path is not None:
         from societas.llm.cache import CachedModel, ResponseCache

@@ -38,6 +38,7 @@ from aiohttp import web
 
 from societas.llm.base import ChatRequest
 from societas.llm.fake import Responder, approx_tokens, get_responder
+from societas.llm.retry import PROBE
 from societas.types import ActionSpec, InvalidAction
 
 FaultKind = Literal["rate_limit", "server_error", "hang", "malformed", "off_format"]
@@ -99,6 +100,10 @@ class ServerStats:
     in_flight: int = 0
     max_in_flight: int = 0
     models_requests: int = 0
+    probes: int = 0  # connection checks a run sends first; answered "OK", not counted in total
+
+
+_PROBE_MESSAGES = [dict(m) for m in PROBE.messages]
 
 
 def off_format_hit(messages: Sequence[Mapping[str, Any]], salt: str, probability: float) -> bool:
@@ -432,6 +437,12 @@ class FakeOpenAIServer:
         if problem is not None:
             stats.by_kind["bad_request"] += 1
             return web.Response(status=400, body=_error_body(problem, "invalid_request_error"),
+                                content_type=_JSON)
+        if body["messages"] == _PROBE_MESSAGES:  # a run's connection check: any live server answers it
+            stats.total -= 1
+            stats.probes += 1
+            chat, _ = _read_body(body)
+            return web.Response(status=200, body=json.dumps(self._completion(body, chat, "OK")).encode(),
                                 content_type=_JSON)
         if self._record:
             self._bodies.append(body)

@@ -117,6 +117,26 @@ _connection_users = 0
 _connection_ours = False
 
 
+def check_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, when a HOST:PORT cluster address does not answer at all.
+
+    ray.init waits a long time on an address where nothing listens; a plain TCP
+    connect tells first. `auto` and `ray://` addresses are left to Ray.
+    """
+    import socket
+
+    if address is None or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except ValueError:
+        raise RayRunnerError(f"runner.address {address}: expected HOST:PORT") from None
+    except OSError as exc:
+        raise RayRunnerError(f"runner.address {address}: cannot reach Ray: {exc.strerror or exc}") from None
+
+
 def _connect(runner: RunnerConfig) -> None:
     """Join the Ray this process already uses, or connect to `address`, or start Ray here.
 
@@ -135,6 +155,7 @@ def _connect(runner: RunnerConfig) -> None:
                 # CPU each; a machine with fewer cores runs them side by side anyway.
                 ray.init(address="local", num_cpus=max(os.cpu_count() or 1, runner.shards), **quiet)
             else:
+                check_address(runner.address)
                 try:
                     ray.init(address=runner.address, **quiet)
                 except ConnectionError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import os
 import sys
 import time
@@ -15,7 +16,8 @@ import pyarrow.parquet as pq
 
 from societas import __version__
 from societas.config import ExperimentConfig, parse_config
-from societas.llm.base import ChatModel
+from societas.errors import BadInput
+from societas.llm.base import ChatModel, ModelError
 from societas.llm.specs import ModelOptions, make_model, parse_model_spec
 from societas.runners.local import EpisodeOutput, Flusher, RunContext, run_episodes
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
@@ -24,6 +26,48 @@ from societas.societies.society import PhasedSociety, make_society
 if TYPE_CHECKING:
     from societas.llm.servers import ServerOptions
     from societas.runners.ray_runner import RayShards
+
+
+class RunStopped(RuntimeError):
+    """The world failed while a run was under way (an endpoint down, a disk full, a lost cluster).
+
+    What finished is on disk, nothing of the failed episodes is; `societas resume
+    run_dir` finishes the run once the cause is gone. The message is one line.
+    """
+
+    def __init__(self, run_dir: Path, reason: str) -> None:
+        super().__init__(f"{reason}; the finished episodes are kept: once that is fixed, "
+                         f"`societas resume {run_dir}`")
+        self.run_dir = run_dir
+        self.reason = reason
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C: the finished episodes are kept and the run can be resumed."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(f"interrupted; finish the run with `societas resume {run_dir}`")
+        self.run_dir = run_dir
+
+
+# Write failures that are the machine's state, not a mistake in the command: the run can resume.
+_WORLD_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def _world_write_error(exc: OSError) -> bool:
+    return exc.errno in _WORLD_ERRNOS
+
+
+async def probe_models(models: Mapping[str, ChatModel]) -> None:
+    """Ask every model one tiny question past its cache, so a dead or misnamed endpoint stops a run
+    in seconds, before anything is written; each model is probed once per process."""
+    for model in models.values():
+        inner: Any = model
+        while inner is not None and not hasattr(inner, "probe"):
+            inner = getattr(inner, "inner", None)
+        if inner is not None and not getattr(inner, "probed", False):
+            await inner.probe()
+            inner.probed = True
 
 
 def default_cache_path() -> Path:
@@ -46,7 +90,8 @@ def model_options(config: ExperimentConfig, spec: str) -> ModelOptions:
         cache.parent.mkdir(parents=True, exist_ok=True)
     return ModelOptions(
         timeout_s=llm.timeout_s, max_retries=llm.max_retries, backoff_base_s=llm.backoff_base_s,
-        backoff_max_s=llm.backoff_max_s, max_in_flight=llm.max_in_flight,
+        backoff_max_s=llm.backoff_max_s, breaker_failures=llm.breaker_failures,
+        breaker_window_s=llm.breaker_window_s, max_in_flight=llm.max_in_flight,
         structured_outputs=llm.structured_outputs, transport=llm.transport, cache_path=cache,
         send_seed=llm.send_seed, servers=_server_options(config),
     )
@@ -95,6 +140,26 @@ def _models(config: ExperimentConfig, society: PhasedSociety) -> dict[str, ChatM
 async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
                    society: PhasedSociety, models: dict[str, ChatModel], *,
                    close_models: bool = True) -> dict[str, Any]:
+    """Play the run in `rd` to its end; a failure of the world becomes RunStopped (one line, resumable)."""
+    from societas.runners.ray_runner import RayRunnerError
+
+    try:
+        with rd.lock():
+            return await _play(config, rd, progress, society, models, close_models=close_models)
+    except RayRunnerError as exc:
+        raise RunStopped(rd.path, str(exc)) from None
+    except ModelError as exc:
+        raise RunStopped(rd.path, f"model endpoint failed: {exc}") from None
+    except OSError as exc:
+        if not _world_write_error(exc):
+            raise
+        raise RunStopped(rd.path, f"cannot write the run directory {rd.path}: {exc.strerror or exc}") from None
+
+
+async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
+                society: PhasedSociety, models: dict[str, ChatModel], *,
+                close_models: bool = True) -> dict[str, Any]:
+    await probe_models(models)
     done = rd.recover()
     started = time.time()
     ctx = RunContext(run_id=rd.run_id, seed=config.seed, llm=config.llm, models=models)
@@ -139,9 +204,15 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
                 else:
                     await run_episodes(todo, ctx, max_concurrent=config.runner.max_concurrent_episodes,
                                        on_done=on_done)
-            finally:
+            except BaseException:
                 bar.close()
-                write()
+                try:
+                    write()  # keep every episode that finished before the failure
+                except OSError:
+                    pass  # the original failure is the one to report
+                raise
+            bar.close()
+            write()
             # The society's next state depends only on what is on disk, so a
             # resume re-derives it exactly.
             lineage = society.update(phase, rd.read_episodes(phase).to_pandas())
@@ -240,8 +311,29 @@ def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None,
     """Create a run directory for `config` and play it to the end."""
     society = make_society(config)
     models = _models(config, society)
-    rd = RunDirectory.create(config, out)
-    return rd, asyncio.run(_execute(config, rd, progress, society, models))
+
+    async def start() -> tuple[RunDirectory, dict[str, Any]]:
+        try:
+            await probe_models(models)  # a dead endpoint stops here, before a run directory exists
+            if config.runner.kind == "ray":  # and so does an unreachable cluster
+                from societas.runners.ray_runner import check_address
+
+                check_address(config.runner.address)
+            rd = RunDirectory.create(config, out)
+        except BaseException:
+            for m in models.values():
+                await m.aclose()
+            raise
+        holder.append(rd)
+        return rd, await _execute(config, rd, progress, society, models)
+
+    holder: list[RunDirectory] = []
+    try:
+        return asyncio.run(start())
+    except KeyboardInterrupt:
+        if holder:
+            raise RunInterrupted(holder[0].path) from None
+        raise
 
 
 async def run_experiment_async(config: ExperimentConfig, rd: RunDirectory, *, progress: bool = False,
@@ -276,7 +368,13 @@ def resume_run(path: str | Path, *, progress: bool = True,
     """
     rd = RunDirectory(Path(path))
     if not rd.exists():
-        raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
+        raise BadInput(f"{path}: not a run directory (no config.yaml)")
     config = stored_config(rd, runner)
+    summary = rd.read_json("summary.json")
+    if summary is not None:  # nothing to do, and nothing rewritten
+        return rd, {**summary, "already_complete": True}
     society = make_society(config)
-    return rd, asyncio.run(_execute(config, rd, progress, society, _models(config, society)))
+    try:
+        return rd, asyncio.run(_execute(config, rd, progress, society, _models(config, society)))
+    except KeyboardInterrupt:
+        raise RunInterrupted(rd.path) from None

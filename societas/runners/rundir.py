@@ -17,9 +17,12 @@ resume re-runs every other episode from its seed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ import pyarrow.parquet as pq
 
 from societas import __version__
 from societas.config import ExperimentConfig, dump_config, parse_config
+from societas.errors import BadInput, CorruptRun
 
 EVENT_SCHEMA = pa.schema([
     ("run_id", pa.string()),
@@ -166,11 +170,30 @@ class RunDirectory:
     def exists(self) -> bool:
         return (self.path / "config.yaml").is_file()
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for one process: a second `run`/`resume` of it refuses at once."""
+        with open(self.path / ".lock", "a") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BadInput(f"{self.path}: another societas process is playing this run") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
     def config(self) -> ExperimentConfig:
         import yaml
 
         src = self.path / "config.yaml"
-        return parse_config(yaml.safe_load(src.read_text()), source=str(src))
+        try:
+            raw = yaml.safe_load(src.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise CorruptRun(src, exc) from None
+        if not isinstance(raw, dict):
+            raise CorruptRun(src, "not a mapping")
+        return parse_config(raw, source=str(src))
 
     def _parts(self, folder: Path) -> list[Path]:
         return sorted(folder.glob("part-*.parquet"))
@@ -190,9 +213,15 @@ class RunDirectory:
         for folder in (self.events_dir, self.calls_dir, self.episodes_dir):
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink()
+        for folder in (self.calls_dir, self.episodes_dir):  # a damaged part stops the resume, named
+            for p in self._parts(folder):
+                try:
+                    pq.ParquetFile(p).schema_arrow  # noqa: B018 - reads the footer
+                except (pa.ArrowInvalid, OSError) as exc:
+                    raise CorruptRun(p, exc) from None
         done: set[tuple[int, int]] = set()
         for p in self._parts(self.events_dir):
-            t = pq.read_table(p, columns=["phase", "episode"])
+            t = read_part(p, columns=["phase", "episode"])
             done.update(zip(t.column("phase").to_pylist(), t.column("episode").to_pylist(), strict=True))
         return done
 
@@ -223,7 +252,23 @@ class RunDirectory:
 
     def read_json(self, name: str) -> dict[str, Any] | None:
         p = self.path / name
-        return json.loads(p.read_text()) if p.is_file() else None
+        if not p.is_file():
+            return None
+        try:
+            payload = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CorruptRun(p, exc) from None
+        if not isinstance(payload, dict):
+            raise CorruptRun(p, "not a JSON object")
+        return payload
+
+
+def read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet part; a damaged one is a CorruptRun naming it."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CorruptRun(path, exc) from None
 
 
 def _write_table(table: pa.Table, path: Path) -> None:

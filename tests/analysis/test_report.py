@@ -112,7 +112,8 @@ def test_invalid_actions_and_failed_requests(tmp_path: Path) -> None:
 def test_comparison_of_two_runs(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = write_report([runs["pd"], runs["llm"]])
-    assert path == tmp_path / "report.html"
+    assert path.parent == runs["pd"].parent and path.name.startswith("comparison-2-runs-")  # beside the runs
+    assert write_report([runs["llm"], runs["pd"]]) == path  # named after the set of runs, not their order
     text = path.read_text()
     self_contained(text)
     assert "Comparison of 2 runs" in text and runs["pd"].name in text and runs["llm"].name in text
@@ -129,7 +130,7 @@ def test_cli_report(runs: dict[str, Path], tmp_path: Path) -> None:
     assert result.stdout.strip() == str(target) and target.stat().st_size > 10_000
     missing = runner.invoke(app, ["report", str(runs["pd"]), str(tmp_path / "nowhere")])
     assert missing.exit_code == 2
-    assert len(missing.stderr.strip().splitlines()) == 1 and "not a run directory" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and "not a run or sweep directory" in missing.stderr
 
 
 @pytest.mark.parametrize(("config", "section"), [("lockin_small", "Diversity and lock-in"),

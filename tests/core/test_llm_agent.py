@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from societas.agents.llm_agent import LLMAgent, LLMAgentOptions
 from societas.llm.base import ChatRequest, ModelError
@@ -60,7 +61,7 @@ async def test_fallback_after_max_attempts_is_recorded_invalid() -> None:
     assert (action.value, action.valid, action.retries, len(seen)) == ("J", False, 3, 4)
 
 
-async def test_endpoint_failure_falls_back() -> None:
+async def test_endpoint_failure_raises_and_is_never_a_move() -> None:
     class Down:
         name = "down"
 
@@ -69,9 +70,8 @@ async def test_endpoint_failure_falls_back() -> None:
 
         async def aclose(self) -> None: ...
 
-    action = await LLMAgent("a", Down(), rng=np.random.default_rng(0)).act(obs())
-    assert not action.valid and action.value == "J"
-    assert action.calls[0].error == "503 after 6 retries" and action.calls[0].reply is None
+    with pytest.raises(ModelError, match="503 after 6 retries"):
+        await LLMAgent("a", Down(), rng=np.random.default_rng(0)).act(obs())
 
 
 async def test_social_chain_of_thought_asks_prediction_first() -> None:

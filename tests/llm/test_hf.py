@@ -11,6 +11,7 @@ pytestmark = pytest.mark.hf
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from societas.errors import BadInput  # noqa: E402
 from societas.llm.base import ChatRequest, ModelError  # noqa: E402
 from societas.llm.hf import (  # noqa: E402
     HFChatModel,
@@ -241,7 +242,7 @@ async def test_plain_prompt_without_chat_template(tiny_dir_plain: Path) -> None:
 async def test_missing_model_directory_is_a_clear_error(tmp_path: Path) -> None:
     m = make(tmp_path / "nowhere")
     try:
-        with pytest.raises(ModelError, match="nowhere"):
+        with pytest.raises(BadInput, match="nowhere"):
             await m.complete(req("hi"))
     finally:
         await m.aclose()
