@@ -260,7 +260,9 @@ class Action:
     """What an agent did, with the provenance the event log records.
 
     `valid` is False when every attempt failed and `value` is the environment's
-    default action; `retries` counts the extra attempts a reply needed.
+    default action; `retries` counts the extra attempts a reply needed (a
+    prediction's included). `prediction_valid` is None when no prediction was
+    asked, False when every attempt at it failed (then `prediction` is None).
     """
 
     value: Any
@@ -269,6 +271,7 @@ class Action:
     valid: bool = True
     retries: int = 0
     prediction: Any = None
+    prediction_valid: bool | None = None
     latency_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -91,14 +91,23 @@ class LLMAgent:
     async def act(self, observation: Observation) -> Action:
         calls: list[LLMCall] = []
         prediction = None
+        prediction_valid = None
+        extra_retries = 0
         prefix: list[dict[str, str]] = [self._system(observation.system)]
         if self.options.social_chain_of_thought and observation.prediction is not None:
             q = observation.prediction
             pred = await self._ask(prefix, q.prompt, q.spec, calls, "prediction")
-            prediction = pred.value
-            prefix = [*prefix, {"role": "user", "content": q.prompt},
-                      {"role": "assistant", "content": str(pred.value)}]
+            prediction_valid = pred.valid
+            extra_retries = pred.retries
+            if pred.valid:
+                # The model's own words go into the conversation, never a stand-in for them:
+                # a prediction that failed is recorded as missing and the action is asked afresh.
+                prediction = pred.value
+                prefix = [*prefix, {"role": "user", "content": q.prompt},
+                          {"role": "assistant", "content": pred.reply or str(pred.value)}]
         answer = await self._ask(prefix, observation.prompt, observation.spec, calls, "action")
+        if prediction_valid is not None:
+            return self._combined(answer, calls, prediction, prediction_valid, extra_retries)
         if len(calls) == 1:  # the usual case: one call, its figures are the decision's
             c = calls[0]
             return Action(
@@ -114,6 +123,19 @@ class LLMAgent:
             valid=answer.valid,
             retries=answer.retries,
             prediction=prediction,
+            latency_s=sum(c.latency_s for c in calls),
+            prompt_tokens=sum(c.prompt_tokens for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            cache_hit=bool(calls) and all(c.cache_hit for c in calls),
+            calls=tuple(calls),
+        )
+
+    def _combined(self, answer: _Answer, calls: list[LLMCall], prediction: Any, prediction_valid: bool,
+                  extra_retries: int) -> Action:
+        """A decision that asked for a prediction first: its retries count both questions'."""
+        return Action(
+            value=answer.value, policy=self.policy, model=self.model, valid=answer.valid,
+            retries=answer.retries + extra_retries, prediction=prediction, prediction_valid=prediction_valid,
             latency_s=sum(c.latency_s for c in calls),
             prompt_tokens=sum(c.prompt_tokens for c in calls),
             completion_tokens=sum(c.completion_tokens for c in calls),

@@ -87,8 +87,8 @@ _encode_params = json.JSONEncoder(sort_keys=True).encode
 
 # The per-decision (per-call) columns in row order; run_id, phase, episode and env are per episode.
 _EVENT_ROW = ("game", "round", "seat", "agent", "partner", "policy", "policy_kind", "model", "action", "value",
-              "option", "cooperated", "prediction", "valid", "retries", "reward", "cumulative_reward",
-              "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "info")
+              "option", "cooperated", "prediction", "prediction_valid", "valid", "retries", "reward",
+              "cumulative_reward", "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "info")
 _CALL_ROW = ("round", "seat", "agent", "purpose", "attempt", "model", "messages", "params", "reply", "error",
              "latency_s", "prompt_tokens", "completion_tokens", "cache_hit")
 
@@ -189,7 +189,8 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
                 partner.get(a) if other is None else member.get(other, other),
                 policy, kind, act.model, _text(info.get("action", value)),
                 float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
-                info.get("option"), info.get("cooperated"), _text(act.prediction), act.valid, act.retries,
+                info.get("option"), info.get("cooperated"), _text(act.prediction), act.prediction_valid,
+                act.valid, act.retries,
                 float(rewards.get(a, 0.0)), cumulative[a], act.latency_s, act.prompt_tokens,
                 act.completion_tokens, act.cache_hit, None if record is None else _encode_info(record),
             ))

@@ -254,7 +254,7 @@ def summarize(rd: RunDirectory, config: ExperimentConfig, society: PhasedSociety
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    columns = ["phase", "episode", "agent", "reward", "cooperated", "valid", "retries",
+    columns = ["phase", "episode", "agent", "reward", "cooperated", "valid", "prediction_valid", "retries",
                "prompt_tokens", "completion_tokens"]
     if any(rd.events_dir.glob("part-*.parquet")):
         ev = pq.read_table(rd.events_dir, columns=columns)
@@ -298,6 +298,9 @@ def summarize(rd: RunDirectory, config: ExperimentConfig, society: PhasedSociety
         "completion_tokens": total("completion_tokens"),
         "invalid_actions": sum(a["invalid"] for a in per_agent.values()),
         "retries": total("retries"),
+        # Predictions asked for (social chain of thought) that no attempt answered usably.
+        "invalid_predictions": (int(pc.sum(pc.cast(pc.equal(ev["prediction_valid"], False), pa.int64())).as_py()
+                                    or 0) if ev.num_rows else 0),
         "wall_s": round(wall_s, 3),
         "language_model_agents": sorted(s.name for s in members if s.policy == "llm"),
         "non_language_model_agents": {s.name: s.policy for s in members if s.policy != "llm"},

@@ -52,6 +52,7 @@ EVENT_SCHEMA = pa.schema([
     ("option", pa.int8()),
     ("cooperated", pa.bool_()),
     ("prediction", pa.string()),
+    ("prediction_valid", pa.bool_()),
     ("valid", pa.bool_()),
     ("retries", pa.int16()),
     ("reward", pa.float64()),

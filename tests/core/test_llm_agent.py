@@ -85,6 +85,27 @@ async def test_social_chain_of_thought_asks_prediction_first() -> None:
                                                         "Q: Which Option? A: Option"]
 
 
+async def test_failed_prediction_never_enters_the_conversation_and_counts() -> None:
+    # Three unusable predictions, then the action: the default prediction must not appear as
+    # the model's words, the prediction is recorded missing and invalid, its retries counted.
+    responder, seen = scripted(["no idea", "still no idea", "hmm", "J"])
+    agent = LLMAgent("a", FakeModel("fake:x", responder), rng=np.random.default_rng(0),
+                     options=LLMAgentOptions(social_chain_of_thought=True))
+    action = await agent.act(obs(prediction=True))
+    assert (action.prediction, action.prediction_valid, action.value, action.valid) == (None, False, "J", True)
+    assert action.retries == 2
+    assert [m["content"] for m in seen[3].messages] == ["RULES", "Q: Which Option? A: Option"]
+    assert [c.purpose for c in action.calls] == ["prediction"] * 3 + ["action"]
+
+
+async def test_valid_prediction_counts_its_retries() -> None:
+    responder, _ = scripted(["no idea", "F", "J"])
+    agent = LLMAgent("a", FakeModel("fake:x", responder), rng=np.random.default_rng(0),
+                     options=LLMAgentOptions(social_chain_of_thought=True))
+    action = await agent.act(obs(prediction=True))
+    assert (action.prediction, action.prediction_valid, action.retries) == ("F", True, 1)
+
+
 async def test_replicates_vary_only_when_sampling() -> None:
     responder, seen = scripted(["J"])
     cold = LLMAgent("a", FakeModel("fake:x", responder), rng=np.random.default_rng(0))
