@@ -195,7 +195,7 @@ class LLMConfig(_Strict):
     breaker_failures: int = Field(default=8, ge=1)
     breaker_window_s: float = Field(default=15.0, ge=0)
     max_in_flight: int = Field(default=64, ge=1)
-    structured_outputs: Literal["auto", "vllm", "json_schema", "none"] = "auto"
+    structured_outputs: Literal["auto", "vllm", "json_schema", "llamacpp", "none"] = "auto"
     transport: Literal["aiohttp", "httpx", "direct"] = "direct"
     cache: bool | str = True
     send_seed: bool = False

@@ -94,21 +94,24 @@ class ResponseCache:
 class CachedModel:
     """Answer from `cache` when it holds the request, else ask `inner` and store the reply.
 
-    The key is `request.key(inner.name)`. Failures are not stored, so a rerun
-    asks again; a hit reports the recorded tokens and the lookup's latency.
+    The key is `request.key(inner.name)`, with `salt` (what else shapes the reply,
+    such as the constraint mode `llm.structured_outputs`) joined to the name when
+    given. Failures are not stored, so a rerun asks again; a hit reports the
+    recorded tokens and the lookup's latency.
     """
 
-    def __init__(self, inner: ChatModel, cache: ResponseCache) -> None:
+    def __init__(self, inner: ChatModel, cache: ResponseCache, *, salt: str = "") -> None:
         self.inner = inner
         self.cache = cache
         self.name = inner.name
+        self._key_name = f"{inner.name}|{salt}" if salt else inner.name
 
     def __repr__(self) -> str:
         return f"CachedModel({self.inner!r}, {self.cache!r})"
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         t0 = time.perf_counter()
-        key = request.key(self.name)
+        key = request.key(self._key_name)
         hit = self.cache.get(key)
         if hit is not None:
             hit.latency_s = time.perf_counter() - t0

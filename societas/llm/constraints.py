@@ -7,6 +7,9 @@ is a JSON object that `reply_text` turns back into the plain answer that
 `ActionSpec.parse` reads. Whatever the endpoint does, the agent still parses
 and validates the reply itself; a constraint only makes invalid replies rare.
 
+llama.cpp honours neither: it gets a GBNF grammar or a `json_object` schema
+(`societas.llm.llamacpp`).
+
 Numbers under vLLM are constrained with a regex rather than a JSON schema, so
 the reply stays plain text and a spec with an `answer_marker` keeps room for
 reasoning before the marker. A small integer range (at most
@@ -23,7 +26,7 @@ from typing import Any, Literal
 
 from societas.types import ActionSpec
 
-ConstraintMode = Literal["vllm", "json_schema", "none"]
+ConstraintMode = Literal["vllm", "json_schema", "llamacpp", "none"]
 
 MAX_ENUMERATED_INTEGERS = 200
 REAL_DECIMALS = 6
@@ -105,6 +108,16 @@ def request_body_extras(spec: ActionSpec | None, mode: ConstraintMode) -> dict[s
     if mode == "vllm":
         structured = _vllm(spec)
         return {"extra_body": {"structured_outputs": structured}} if structured else {}
+    if mode == "llamacpp":
+        from societas.llm.llamacpp import body_extras
+
+        extras = body_extras(spec)
+        out: dict[str, Any] = {}
+        if "response_format" in extras:
+            out["response_format"] = extras.pop("response_format")
+        if extras:
+            out["extra_body"] = extras
+        return out
     if mode == "json_schema":
         return {
             "response_format": {
@@ -112,7 +125,7 @@ def request_body_extras(spec: ActionSpec | None, mode: ConstraintMode) -> dict[s
                 "json_schema": {"name": "action", "schema": spec.json_schema(), "strict": True},
             }
         }
-    raise ValueError(f"constraint mode must be one of vllm, json_schema, none; got {mode!r}")
+    raise ValueError(f"constraint mode must be one of vllm, json_schema, llamacpp, none; got {mode!r}")
 
 
 def _scalar_text(value: Any) -> str:
@@ -130,8 +143,13 @@ def reply_text(text: str, spec: ActionSpec | None, mode: ConstraintMode) -> str:
     has one), so `ActionSpec.parse` reads it like any other reply. A reply that is
     not such an object (the endpoint ignored the format) is returned unchanged.
     """
-    if mode != "json_schema" or spec is None or spec.kind == "text":
+    if mode not in ("json_schema", "llamacpp") or spec is None or spec.kind == "text":
         return text
+    if mode == "llamacpp":
+        from societas.llm.llamacpp import grammar
+
+        if grammar(spec) is not None:  # a grammar keeps the reply plain text
+            return text
     stripped = text.strip()
     if not stripped.startswith("{"):
         return text

@@ -33,12 +33,15 @@ import openai
 
 from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientModelError
 from societas.llm.constraints import ConstraintMode, reply_text, request_body_extras
+from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner
 from societas.llm.specs import ModelOptions, ModelSpec
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "EMPTY"  # local servers accept any key, but the client must send one
 _ERROR_CHARS = 300
 # Secret-looking tokens (OpenAI echoes a masked key in 401 messages).
+# A 5xx that is the server validating the request (pydantic's words), not the server failing.
+_VALIDATION = re.compile(r"validation error|Input should be")
 _SECRET = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-*.]{4,}")
 
 # Per event loop: one semaphore per base URL, and the structured-output dialect
@@ -117,8 +120,11 @@ class OpenAIChatModel:
     """A chat model behind an OpenAI-compatible HTTP API (aiohttp directly, or the `openai` async client).
 
     `structured_outputs="auto"` asks the endpoint once (GET /models): a model
-    owned by "vllm" means vLLM `structured_outputs`; api.openai.com means a JSON
-    schema `response_format`; anything else gets no constraint.
+    owned by "vllm" means vLLM `structured_outputs`; owned by "llamacpp" or "me"
+    (llama.cpp's servers) a GBNF grammar, `cache_prompt`, and at most
+    `LLAMACPP_IN_FLIGHT` requests in flight (it serves few at a time, so more
+    would only wait out their timeouts on the server); api.openai.com means a
+    JSON schema `response_format`; anything else gets no constraint.
     """
 
     def __init__(self, spec: ModelSpec, options: ModelOptions) -> None:
@@ -253,7 +259,9 @@ class OpenAIChatModel:
         fallback: ConstraintMode = "json_schema" if is_openai_url(self.base_url) else "none"
         if self.options.transport == "direct":
             owners = await self._owners_direct()
-            return "vllm" if owners is not None and "vllm" in owners else fallback
+            if owners is not None and "vllm" in owners:
+                return "vllm"
+            return "llamacpp" if is_llamacpp_owner(owners) else fallback
         try:
             page = await self._client_for_loop().models.list()
         except openai.APIStatusError as exc:
@@ -262,9 +270,10 @@ class OpenAIChatModel:
             return fallback  # the endpoint does not list models: judge by its URL
         except Exception as exc:
             raise self._map_error(exc) from None
-        if any(getattr(m, "owned_by", None) == "vllm" for m in page.data):
+        owners = [getattr(m, "owned_by", None) for m in page.data]
+        if "vllm" in owners:
             return "vllm"
-        return fallback
+        return "llamacpp" if is_llamacpp_owner(owners) else fallback
 
     # -- the call ----------------------------------------------------------------
 
@@ -285,6 +294,8 @@ class OpenAIChatModel:
             if "response_format" in extras:
                 body["response_format"] = extras["response_format"]
             body.update(extras.get("extra_body", {}))
+        if mode == "llamacpp":
+            body["cache_prompt"] = True  # keep the prompt's KV cache in its slot for the next request
         if request.extra:
             body.update(request.extra)
         return body
@@ -316,6 +327,10 @@ class OpenAIChatModel:
             return TransientModelError(self._scrub(f"429 rate limited by {where}: Error code: 429 - {message}"),
                                        retry_after=parse_retry_after(headers))
         msg = self._scrub(f"{status} from {where}: Error code: {status} - {message}")
+        if status >= 500 and _VALIDATION.search(str(message)):
+            # The server refused the request itself (llama.cpp answers a request field it does not
+            # know with 500): asking again gets the same answer.
+            return ModelError(msg)
         if status >= 500 or status == 408:
             return TransientModelError(msg, retry_after=parse_retry_after(headers))
         return ModelError(msg)
@@ -350,7 +365,10 @@ class OpenAIChatModel:
         client = None if self.options.transport == "direct" else self._client_for_loop()
         mode = await self.constraint_mode()
         body = self._body(request, mode)
-        async with endpoint_semaphore(self.base_url, self.options.max_in_flight):
+        in_flight = self.options.max_in_flight
+        if mode == "llamacpp":
+            in_flight = min(in_flight, LLAMACPP_IN_FLIGHT)
+        async with endpoint_semaphore(self.base_url, in_flight):
             t0 = time.perf_counter()
             if client is None:
                 data = await self._post_direct(body)

@@ -22,7 +22,7 @@ from societas.llm.base import ChatModel
 if TYPE_CHECKING:
     from societas.llm.servers import ServerOptions
 
-StructuredOutputs = Literal["auto", "vllm", "json_schema", "none"]
+StructuredOutputs = Literal["auto", "vllm", "json_schema", "llamacpp", "none"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -44,8 +44,9 @@ class ModelOptions:
     `max_in_flight` bounds concurrent requests per endpoint (base URL), shared
     by every agent using it. `structured_outputs` picks how action specs become
     output constraints: `auto` asks the endpoint what it is (vLLM lists its
-    models as owned by "vllm"), `vllm` sends `structured_outputs` in the body,
-    `json_schema` sends `response_format`, `none` relies on parsing alone.
+    models as owned by "vllm"; llama.cpp by "llamacpp" or "me"), `vllm` sends
+    `structured_outputs` in the body, `json_schema` sends `response_format`,
+    `llamacpp` a GBNF grammar or a `json_object` schema, `none` relies on parsing alone.
     `transport` is how requests travel: `direct` (aiohttp without the OpenAI SDK
     in the request path, the least client CPU per call), or the SDK on `aiohttp`
     or `httpx`.
@@ -209,6 +210,19 @@ register_backend("hf", _hf)
 register_backend("fake", _fake)
 
 
+def cache_salt(spec: ModelSpec, options: ModelOptions) -> str:
+    """What beyond the request shapes a reply, for the response cache's key.
+
+    The constraint mode decides whether an endpoint is constrained at all, so a run
+    without constraints never replays one with them. `auto` (the default) keeps the
+    plain key, so caches written before stay valid for it. `hf:` constrains choices
+    the same way in every mode.
+    """
+    if spec.provider in ("hf", "fake") or options.structured_outputs == "auto":
+        return ""
+    return f"structured_outputs={options.structured_outputs}"
+
+
 def make_model(spec: str | ModelSpec, options: ModelOptions | None = None) -> ChatModel:
     """Build the model a spec names, with retries and (when `cache_path` is set) a response cache."""
     options = options or ModelOptions()
@@ -228,5 +242,5 @@ def make_model(spec: str | ModelSpec, options: ModelOptions | None = None) -> Ch
     if options.cache_path is not None:
         from societas.llm.cache import CachedModel, ResponseCache
 
-        model = CachedModel(model, ResponseCache(options.cache_path))
+        model = CachedModel(model, ResponseCache(options.cache_path), salt=cache_salt(parsed, options))
     return model

@@ -183,6 +183,14 @@ def constraint_from_body(body: Mapping[str, Any]) -> tuple[ActionSpec | None, bo
         js = rf.get("json_schema")
         if isinstance(js, dict):
             return _spec_from_schema(js.get("schema"))
+    if isinstance(rf, dict) and rf.get("type") == "json_object" and "schema" in rf:  # llama.cpp's form
+        return _spec_from_schema(rf.get("schema"))
+    if isinstance(body.get("grammar"), str):  # a llama.cpp choice grammar
+        from societas.llm.llamacpp import choices_of
+
+        options = choices_of(body["grammar"])
+        if options:
+            return ActionSpec.choice(options), False
     return None, False
 
 
@@ -226,7 +234,9 @@ class FakeOpenAIServer:
 
     `responder` is a Responder or the name of one in `societas.llm.fake`.
     `latency` is seconds per chat request, or a function of the request.
-    `owned_by` is what GET /v1/models reports ("vllm" impersonates vLLM).
+    `owned_by` is what GET /v1/models reports ("vllm" impersonates vLLM; "me"
+    llama-cpp-python's server, which also refuses a `json_schema` response_format
+    with HTTP 500 as llama.cpp does).
     `record_bodies` keeps that many of the latest request bodies in `bodies`.
     `api_key`, when set, makes requests without that bearer token fail with 401.
     `host` is the address to listen on (127.0.0.1 unless a test spans machines).
@@ -446,6 +456,12 @@ class FakeOpenAIServer:
                                 content_type=_JSON)
         if self._record:
             self._bodies.append(body)
+        rf = body.get("response_format")
+        if self.owned_by in ("me", "llamacpp") and isinstance(rf, dict) and rf.get("type") == "json_schema":
+            stats.by_kind["bad_request"] += 1
+            return web.Response(status=500, body=_error_body(
+                "1 validation error: response_format.type: Input should be 'text' or 'json_object'",
+                "server_error"), content_type=_JSON)
 
         fault = self._next_fault(body)
         if fault == "rate_limit":

@@ -1,0 +1,111 @@
+"""llama.cpp servers: what they honour, how to recognise one, and the GBNF grammars it reads.
+
+Both OpenAI-compatible servers of llama.cpp, `llama-server` (C++) and the
+`llama-cpp-python[server]` package, ignore vLLM's `structured_outputs`, and
+answer a `response_format` of type `json_schema` with HTTP 500 ("Input should
+be 'text' or 'json_object'"). They do honour a GBNF `grammar` in the body and a
+`response_format` of type `json_object` with a `schema`. So under llama.cpp a
+choice, a number range or an answer after a marker is a grammar (the reply stays
+the plain text the model would write, as under vLLM's choice constraint), and a
+pattern or a JSON spec is a `json_object` schema, turned back into plain text by
+`constraints.reply_text`.
+
+Recognising one: `llama-server` lists its models as owned by "llamacpp" and
+answers GET /props (with `total_slots`); `llama-cpp-python` lists them as owned
+by "me" and serves one request at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from societas.types import ActionSpec
+
+LLAMACPP_OWNERS = frozenset({"llamacpp", "me"})
+"""`owned_by` values GET /models reports on llama-server and on llama-cpp-python's server."""
+
+MAX_ENUMERATED = 200
+LLAMACPP_IN_FLIGHT = 4
+"""Requests sent at once to a llama.cpp server: its default slot count; llama-cpp-python serves one."""
+
+
+def is_llamacpp_owner(owners: list[Any] | None) -> bool:
+    return owners is not None and any(o in LLAMACPP_OWNERS for o in owners)
+
+
+def gbnf_literal(text: str) -> str:
+    """A GBNF string literal for `text`."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _number_rule(spec: ActionSpec) -> str | None:
+    lo, hi = spec.minimum, spec.maximum
+    if lo is None or hi is None:
+        return None
+    if spec.kind == "integer":
+        first, last = math.ceil(lo), math.floor(hi)
+        if 0 <= last - first < MAX_ENUMERATED:
+            return " | ".join(gbnf_literal(str(v)) for v in range(first, last + 1))
+    width = max(len(str(math.floor(abs(x)))) for x in (lo, hi))
+    body = ("\"-\"? " if lo < 0 else "") + "[0-9]" + " [0-9]?" * (max(1, width) - 1)
+    if spec.kind == "real":
+        body += ' ("." [0-9] [0-9]? [0-9]? [0-9]? [0-9]? [0-9]?)?'
+    return body
+
+
+def grammar(spec: ActionSpec) -> str | None:
+    """A GBNF grammar whose sentences are the replies `spec.parse` accepts, or None if none fits.
+
+    With an `answer_marker`, any text may come first (room to reason), then the marker, then the answer.
+    """
+    if spec.kind == "choice":
+        answer: str | None = " | ".join(gbnf_literal(c) for c in spec.choices)
+    elif spec.kind in ("integer", "real"):
+        answer = _number_rule(spec)
+    else:
+        answer = None
+    if answer is None:
+        return None
+    if spec.answer_marker is None:
+        return f"root ::= {answer}\n"
+    return (f"root ::= free {gbnf_literal(spec.answer_marker)} \" \"? answer\n"
+            f"answer ::= {answer}\nfree ::= [^\\x00]*\n")
+
+
+def choices_of(grammar_text: str) -> list[str] | None:
+    """The options of a plain choice grammar made by `grammar` (for the fake server), else None."""
+    line = grammar_text.strip()
+    if "\n" in line or not line.startswith("root ::= "):
+        return None
+    out = []
+    for part in line[len("root ::= "):].split(" | "):
+        part = part.strip()
+        if len(part) < 2 or part[0] != '"' or part[-1] != '"':
+            return None
+        out.append(part[1:-1].replace('\\"', '"').replace("\\\\", "\\"))
+    return out
+
+
+def body_extras(spec: ActionSpec | None) -> dict[str, Any]:
+    """Body fields that constrain a llama.cpp server's reply to `spec` ({} when nothing applies)."""
+    if spec is None or spec.kind == "text":
+        return {}
+    text = grammar(spec)
+    if text is not None:
+        return {"grammar": text}
+    if spec.kind == "json" and spec.answer_marker is not None:
+        return {}
+    return {"response_format": {"type": "json_object", "schema": spec.json_schema()}}

@@ -1,0 +1,92 @@
+"""llama.cpp as an engine: detection behind openai:NAME@URL, the constraints it honours, grammars."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from societas.llm.base import ChatRequest, ModelError
+from societas.llm.constraints import request_body_extras
+from societas.llm.llamacpp import choices_of, grammar
+from societas.llm.openai_backend import OpenAIChatModel
+from societas.llm.specs import ModelOptions, make_model
+from societas.llm.testing import FakeOpenAIServer
+from societas.types import ActionSpec
+
+Serve = Callable[..., FakeOpenAIServer]
+ClientFor = Callable[..., OpenAIChatModel]
+PD = "Q: Which Option do you choose, Option J or Option F? A: Option"
+
+
+def ask(spec: ActionSpec, prompt: str = PD) -> ChatRequest:
+    return ChatRequest(messages=({"role": "system", "content": "Rules."}, {"role": "user", "content": prompt}),
+                       constraint=spec)
+
+
+@pytest.mark.parametrize("owned_by", ["me", "llamacpp"])
+async def test_auto_detects_llamacpp_and_sends_a_grammar(serve: Serve, client_for: ClientFor,
+                                                          owned_by: str) -> None:
+    srv = serve("first", owned_by=owned_by, record_bodies=4)
+    model = client_for(srv)
+    result = await model.complete(ask(ActionSpec.choice(["J", "F"])))
+    assert await model.constraint_mode() == "llamacpp"
+    body = srv.bodies[0]
+    assert body["grammar"] == 'root ::= "J" | "F"\n'
+    assert body["cache_prompt"] is True
+    assert "structured_outputs" not in body and "response_format" not in body
+    assert result.text == "J"  # the fake server read the grammar's options
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    (ActionSpec.integer(0, 10), "grammar"),
+    (ActionSpec.real(0.0, 1.0), "grammar"),
+    (ActionSpec(kind="regex", pattern="[JF]"), "response_format"),
+])
+async def test_each_kind_gets_a_form_llamacpp_honours(serve: Serve, client_for: ClientFor, spec: ActionSpec,
+                                                      field: str) -> None:
+    srv = serve("first", owned_by="me", record_bodies=1)
+    result = await client_for(srv).complete(ask(spec, "How much?"))
+    body = srv.bodies[0]
+    assert field in body
+    if field == "response_format":
+        assert body["response_format"] == {"type": "json_object", "schema": spec.json_schema()}
+    assert body.get("response_format", {}).get("type") != "json_schema"
+    if field == "grammar":
+        spec.parse(result.text)
+
+
+async def test_refused_request_is_not_retried(serve: Serve, client_for: ClientFor) -> None:
+    # json_schema forced onto llama.cpp: a 500 that validates the request; asking again cannot help.
+    srv = serve("first", owned_by="me")
+    model = client_for(srv, structured_outputs="json_schema")
+    with pytest.raises(ModelError, match="Input should be") as info:
+        await model.complete(ask(ActionSpec.choice(["J", "F"])))
+    assert type(info.value) is ModelError
+
+
+def test_grammars() -> None:
+    assert grammar(ActionSpec.choice(['say "hi"', "b\\c"])) == 'root ::= "say \\"hi\\"" | "b\\\\c"\n'
+    assert choices_of(grammar(ActionSpec.choice(['say "hi"', "b\\c"])) or "") == ['say "hi"', "b\\c"]
+    marked = grammar(ActionSpec.choice(["J", "F"], answer_marker="Answer:"))
+    assert marked is not None and marked.startswith('root ::= free "Answer:" " "? answer\n')
+    assert grammar(ActionSpec.integer(1, 3)) == 'root ::= "1" | "2" | "3"\n'
+    assert grammar(ActionSpec.integer(-5000, 5000)) == 'root ::= "-"? [0-9] [0-9]? [0-9]? [0-9]?\n'
+    assert grammar(ActionSpec(kind="text")) is None
+    assert request_body_extras(ActionSpec.choice(["J", "F"]), "llamacpp") == {
+        "extra_body": {"grammar": 'root ::= "J" | "F"\n'}}
+
+
+async def test_cache_key_holds_the_constraint_mode(serve: Serve, tmp_path: Path) -> None:
+    # The same request, unconstrained then constrained, on one cache: the second is asked, not replayed.
+    srv = serve("first", owned_by="vllm")
+    spec = ActionSpec.choice(["J", "F"])
+    texts = []
+    for mode in ("none", "vllm", "none"):
+        model = make_model(f"openai:fake@{srv.base_url}",
+                           ModelOptions(structured_outputs=mode, cache_path=tmp_path / "c.sqlite"))
+        result = await model.complete(ask(spec))
+        texts.append((result.text, result.cache_hit))
+        await model.aclose()
+    assert texts == [("Option J", False), ("J", False), ("Option J", True)]
