@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from societas.types import ActionSpec
@@ -75,14 +76,36 @@ def number_regex(spec: ActionSpec) -> str:
     return body
 
 
+_LEAD_MAX = 40
+
+
+def answer_lead(messages: Sequence[Mapping[str, str]]) -> str:
+    """The words the last prompt puts before the answer ("...\nA: Option" -> "Option"), or "".
+
+    A model continues such a prompt by writing those words first ("Option J"), so every
+    engine constrains and scores the answer in that form: the choice is then what
+    the model would write, not a bare letter at a position it would never write one.
+    """
+    if not messages or messages[-1].get("role", "user") != "user":
+        return ""
+    text = messages[-1].get("content", "")
+    cut = text.rfind("A:")
+    if cut < 0 or (cut > 0 and text[cut - 1] != "\n"):
+        return ""
+    lead = text[cut + 2 :].strip()
+    return lead if 0 < len(lead) <= _LEAD_MAX and "\n" not in lead else ""
+
+
 def _with_marker(spec: ActionSpec, answer: str) -> str:
     if spec.answer_marker is None:
         return answer
     return _ANY_PREFIX + escape_regex(spec.answer_marker) + " ?" + answer
 
 
-def _vllm(spec: ActionSpec) -> dict[str, Any]:
+def _vllm(spec: ActionSpec, lead: str = "") -> dict[str, Any]:
     if spec.kind == "choice":
+        if spec.answer_marker is None and lead:
+            return {"regex": escape_regex(lead) + " (?:" + "|".join(escape_regex(c) for c in spec.choices) + ")"}
         if spec.answer_marker is None:
             return {"choice": list(spec.choices)}
         options = "(?:" + "|".join(escape_regex(c) for c in spec.choices) + ")"
@@ -97,21 +120,23 @@ def _vllm(spec: ActionSpec) -> dict[str, Any]:
     return {}
 
 
-def request_body_extras(spec: ActionSpec | None, mode: ConstraintMode) -> dict[str, Any]:
+def request_body_extras(spec: ActionSpec | None, mode: ConstraintMode, lead: str = "") -> dict[str, Any]:
     """Keyword arguments for `chat.completions.create` that constrain the reply to `spec`.
 
     vllm -> `extra_body={"structured_outputs": {...}}`; json_schema ->
-    `response_format` with `spec.json_schema()`; none, a text spec, or no spec -> {}.
+    `response_format` with `spec.json_schema()`; llamacpp -> a `grammar` or a
+    `json_object` response_format; none, a text spec, or no spec -> {}.
+    `lead` (see `answer_lead`) is written before a choice under vllm and llamacpp.
     """
     if spec is None or mode == "none" or spec.kind == "text":
         return {}
     if mode == "vllm":
-        structured = _vllm(spec)
+        structured = _vllm(spec, lead)
         return {"extra_body": {"structured_outputs": structured}} if structured else {}
     if mode == "llamacpp":
         from societas.llm.llamacpp import body_extras
 
-        extras = body_extras(spec)
+        extras = body_extras(spec, lead)
         out: dict[str, Any] = {}
         if "response_format" in extras:
             out["response_format"] = extras.pop("response_format")

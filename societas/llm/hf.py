@@ -38,6 +38,7 @@ except ImportError as exc:  # exercised only without the extra
     raise MissingExtra("hf: model specs (torch and transformers)", "hf") from exc
 
 from societas.llm.base import ChatRequest, ChatResult, Message, ModelError
+from societas.llm.constraints import answer_lead
 from societas.llm.specs import ModelOptions, ModelSpec
 
 DEFAULT_MAX_TOKENS = 256
@@ -122,6 +123,7 @@ class _Row:
     request: ChatRequest
     prompt_ids: list[int]
     continuations: list[list[int]] = field(default_factory=list)
+    lead: str = ""
 
 
 class _RowSampler(LogitsProcessor):
@@ -232,7 +234,12 @@ class HFChatModel:
                 from societas.errors import BadInput
 
                 raise BadInput(f"{self.name}: no model directory at {path} (hf: takes a local path)")
+            from societas.llm.models import converted_gguf, gguf_file
+
             try:
+                gguf = gguf_file(path)
+                if gguf is not None:  # a GGUF file: converted into the cache once, then loaded from there
+                    path = converted_gguf(gguf)
                 tokenizer = AutoTokenizer.from_pretrained(path)
                 model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype)
             except Exception as exc:
@@ -281,11 +288,40 @@ class HFChatModel:
         ids = self.tokenizer(text, add_special_tokens=not self.has_chat_template)["input_ids"]
         return list(ids)
 
-    def continuation_ids(self, option: str) -> list[int]:
-        """Token ids of an option as the reply's start (after "assistant:" a space comes first)."""
+    def continuation_ids(self, option: str, lead: str = "") -> list[int]:
+        """Token ids of an option as the reply's start (after "assistant:" a space comes first).
+
+        With a `lead` (see `constraints.answer_lead`) the reply is written as "LEAD OPTION".
+        """
         self.load()
-        text = option if self.has_chat_template else " " + option
+        text = f"{lead} {option}" if lead else option
+        text = text if self.has_chat_template else " " + text
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def option_logprobs(self, request: ChatRequest) -> list[float]:
+        """Log-probability of each of a choice request's options, as the model would write it
+        (blocking; for sampling over options, or to compare engines)."""
+        self.load()
+        spec = request.constraint
+        if spec is None or spec.kind != "choice":
+            raise ValueError("option_logprobs needs a request with a choice constraint")
+        row = self._choice_row(0, request)
+        with torch.inference_mode():
+            return self._option_logprobs([row])[0]
+
+    def _choice_row(self, index: int, request: ChatRequest) -> _Row:
+        """A choice request's row: the options' shared first tokens join the prompt, so the
+        usual one-token options are scored in one pass; what they share scores alike for all."""
+        spec = request.constraint
+        assert spec is not None
+        lead = answer_lead(request.messages) if spec.answer_marker is None else ""
+        conts = [self.continuation_ids(c, lead) for c in spec.choices]
+        shared = 0
+        while (shared < min(len(c) for c in conts) - 1
+               and all(c[shared] == conts[0][shared] for c in conts)):
+            shared += 1
+        return _Row(index, request, self.prompt_ids(request.messages) + conts[0][:shared],
+                    [c[shared:] for c in conts], lead)
 
     # The ChatModel protocol.
 
@@ -372,9 +408,7 @@ class HFChatModel:
             spec = request.constraint
             is_choice = spec is not None and spec.kind == "choice"
             try:
-                row = _Row(i, request, self.prompt_ids(request.messages))
-                if is_choice:
-                    row.continuations = [self.continuation_ids(c) for c in spec.choices]
+                row = self._choice_row(i, request) if is_choice else _Row(i, request, self.prompt_ids(request.messages))
             except Exception as exc:
                 outcomes[i].error = ModelError(f"{self.name}: cannot build the prompt: {exc}")
                 continue
@@ -509,7 +543,7 @@ class HFChatModel:
             spec = row.request.constraint
             assert spec is not None
             best = _pick_option(scores, row.request)
-            text = spec.choices[best]
+            text = f"{row.lead} {spec.choices[best]}" if row.lead else spec.choices[best]
             if spec.answer_marker is not None:
                 text = f"{spec.answer_marker} {text}"
             outcomes[row.index].text = text

@@ -66,10 +66,11 @@ def _number_rule(spec: ActionSpec) -> str | None:
     return body
 
 
-def grammar(spec: ActionSpec) -> str | None:
+def grammar(spec: ActionSpec, lead: str = "") -> str | None:
     """A GBNF grammar whose sentences are the replies `spec.parse` accepts, or None if none fits.
 
     With an `answer_marker`, any text may come first (room to reason), then the marker, then the answer.
+    A `lead` ("Option") is written before a choice, as the prompt implies.
     """
     if spec.kind == "choice":
         answer: str | None = " | ".join(gbnf_literal(c) for c in spec.choices)
@@ -79,6 +80,8 @@ def grammar(spec: ActionSpec) -> str | None:
         answer = None
     if answer is None:
         return None
+    if spec.answer_marker is None and lead and spec.kind == "choice":
+        return f"root ::= {gbnf_literal(lead + ' ')} ({answer})\n"
     if spec.answer_marker is None:
         return f"root ::= {answer}\n"
     return (f"root ::= free {gbnf_literal(spec.answer_marker)} \" \"? answer\n"
@@ -90,8 +93,11 @@ def choices_of(grammar_text: str) -> list[str] | None:
     line = grammar_text.strip()
     if "\n" in line or not line.startswith("root ::= "):
         return None
+    line = line[len("root ::= "):]
+    if line.endswith(")") and " (" in line:  # a lead, then the options
+        line = line[line.index(" (") + 2 : -1]
     out = []
-    for part in line[len("root ::= "):].split(" | "):
+    for part in line.split(" | "):
         part = part.strip()
         if len(part) < 2 or part[0] != '"' or part[-1] != '"':
             return None
@@ -99,11 +105,11 @@ def choices_of(grammar_text: str) -> list[str] | None:
     return out
 
 
-def body_extras(spec: ActionSpec | None) -> dict[str, Any]:
+def body_extras(spec: ActionSpec | None, lead: str = "") -> dict[str, Any]:
     """Body fields that constrain a llama.cpp server's reply to `spec` ({} when nothing applies)."""
     if spec is None or spec.kind == "text":
         return {}
-    text = grammar(spec)
+    text = grammar(spec, lead)
     if text is not None:
         return {"grammar": text}
     if spec.kind == "json" and spec.answer_marker is not None:

@@ -32,7 +32,7 @@ import aiohttp
 import openai
 
 from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientModelError
-from societas.llm.constraints import ConstraintMode, reply_text, request_body_extras
+from societas.llm.constraints import ConstraintMode, answer_lead, reply_text, request_body_extras
 from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner
 from societas.llm.specs import ModelOptions, ModelSpec
 
@@ -290,7 +290,7 @@ class OpenAIChatModel:
             **request.sampling(),
         }
         if request.constraint is not None:
-            extras = request_body_extras(request.constraint, mode)
+            extras = request_body_extras(request.constraint, mode, answer_lead(request.messages))
             if "response_format" in extras:
                 body["response_format"] = extras["response_format"]
             body.update(extras.get("extra_body", {}))

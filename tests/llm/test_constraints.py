@@ -107,5 +107,5 @@ def test_reply_text_leaves_ignored_formats_alone() -> None:
 
 
 def test_unknown_mode_is_an_error() -> None:
-    with pytest.raises(ValueError, match="vllm, json_schema, none"):
+    with pytest.raises(ValueError, match="vllm, json_schema, llamacpp, none"):
         request_body_extras(CHOICE, "guided")  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from societas.llm.base import ChatRequest, ModelError
-from societas.llm.constraints import request_body_extras
+from societas.llm.constraints import answer_lead, request_body_extras
 from societas.llm.llamacpp import choices_of, grammar
 from societas.llm.openai_backend import OpenAIChatModel
 from societas.llm.specs import ModelOptions, make_model
@@ -90,3 +90,18 @@ async def test_cache_key_holds_the_constraint_mode(serve: Serve, tmp_path: Path)
         texts.append((result.text, result.cache_hit))
         await model.aclose()
     assert texts == [("Option J", False), ("J", False), ("Option J", True)]
+
+
+def test_the_answer_is_constrained_in_the_form_the_prompt_implies() -> None:
+    # "...\nA: Option" makes a model write "Option J": vLLM and llama.cpp constrain that form.
+    messages = ({"role": "user", "content": "Which do you choose, Option J or Option F?\nA: Option"},)
+    assert answer_lead(messages) == "Option"
+    assert answer_lead(({"role": "user", "content": "Which?"},)) == ""
+    assert answer_lead(({"role": "user", "content": "A: Option"}, {"role": "assistant", "content": "x"})) == ""
+    spec = ActionSpec.choice(["J", "F"])
+    assert request_body_extras(spec, "vllm", "Option") == {
+        "extra_body": {"structured_outputs": {"regex": "Option (?:J|F)"}}}
+    text = grammar(spec, "Option")
+    assert text == 'root ::= "Option " ("J" | "F")\n'
+    assert choices_of(text) == ["J", "F"]
+    assert spec.parse("Option F") == "F"
