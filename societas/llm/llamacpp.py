@@ -18,9 +18,18 @@ by "me" and serves one request at a time.
 from __future__ import annotations
 
 import math
-from typing import Any
+import shutil
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from societas.types import ActionSpec
+
+if TYPE_CHECKING:
+    from societas.llm.servers import ServerOptions
+
+LLAMA_SERVER_COMMAND = "llama-server -m {model} --host {host} --port {port} --parallel 4 {args}"
+PYTHON_SERVER_COMMAND = ("{python} -m societas.llm.llamacpp_server --model {model} --host {host} --port {port} "
+                         "--n_ctx 8192 {args}")
 
 LLAMACPP_OWNERS = frozenset({"llamacpp", "me"})
 """`owned_by` values GET /models reports on llama-server and on llama-cpp-python's server."""
@@ -115,3 +124,17 @@ def body_extras(spec: ActionSpec | None, lead: str = "") -> dict[str, Any]:
     if spec.kind == "json" and spec.answer_marker is not None:
         return {}
     return {"response_format": {"type": "json_object", "schema": spec.json_schema()}}
+
+
+def server_command() -> str:
+    """How `llamacpp:` starts a server: a `llama-server` binary on PATH, else llama-cpp-python's server."""
+    return LLAMA_SERVER_COMMAND if shutil.which("llama-server") else PYTHON_SERVER_COMMAND
+
+
+def server_options(options: ServerOptions | None) -> ServerOptions:
+    """`llm.servers` for a `llamacpp:` spec: its command unless one is set; one replica unless set."""
+    from societas.llm.servers import ServerOptions
+
+    options = options or ServerOptions()
+    return replace(options, command=options.command or server_command(), replicas=options.replicas or 1,
+                   startup_timeout_s=min(options.startup_timeout_s, 300.0))

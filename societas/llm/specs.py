@@ -97,7 +97,7 @@ def register_backend(provider: str, factory: BackendFactory) -> None:
 def providers() -> list[str]:
     """Every provider a spec may name, plug-ins included (without importing them)."""
     _load_entry_points()
-    return sorted(set(_BACKENDS) | set(_PLUGIN_BACKENDS) | {"openai", "hf", "fake"})
+    return sorted(set(_BACKENDS) | set(_PLUGIN_BACKENDS) | {"openai", "hf", "fake", "llamacpp"})
 
 
 def validate_backend_plugins() -> dict[str, plugins.PluginError]:
@@ -137,7 +137,8 @@ def _backend(provider: str) -> BackendFactory:
 
 def parse_model_spec(spec: str) -> ModelSpec:
     """Parse a spec string; raise ValueError with the accepted forms when it is malformed."""
-    forms = "openai:NAME, openai:NAME@http://HOST:PORT/v1, vllm:ORG/NAME, hf:PATH, fake:RESPONDER"
+    forms = ("openai:NAME, openai:NAME@http://HOST:PORT/v1, vllm:ORG/NAME, llamacpp:PATH.gguf, hf:PATH, "
+             "fake:RESPONDER")
     if not isinstance(spec, str) or ":" not in spec:
         raise ValueError(f"model spec {spec!r} is not PROVIDER:NAME (e.g. {forms})")
     provider, _, rest = spec.partition(":")
@@ -147,7 +148,8 @@ def parse_model_spec(spec: str) -> ModelSpec:
         raise ValueError(f"model spec {spec!r} names no model (e.g. {forms})")
     base_url = None
     # openai:NAME@URL; plug-in providers may take an @http(s):// URL the same way.
-    if "@" in rest and (provider in ("openai", "vllm") or (provider not in ("hf", "fake") and "@http" in rest)):
+    if "@" in rest and (provider in ("openai", "vllm", "llamacpp")
+                        or (provider not in ("hf", "fake") and "@http" in rest)):
         rest, _, base_url = rest.partition("@")
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"model spec {spec!r}: the base URL after @ must start with http:// or https://")
@@ -187,6 +189,31 @@ def _vllm(spec: ModelSpec, options: ModelOptions) -> ChatModel:
     return ReplicaRouter(manager, options, name=str(spec))
 
 
+def _llamacpp(spec: ModelSpec, options: ModelOptions) -> ChatModel:
+    """`llamacpp:PATH.gguf`: start and supervise llama.cpp's server on the file; `llamacpp:NAME@URL`: one running."""
+    from dataclasses import replace
+
+    if options.structured_outputs == "auto":
+        options = replace(options, structured_outputs="llamacpp")
+    if spec.base_url is not None:
+        from societas.llm.openai_backend import OpenAIChatModel
+
+        return OpenAIChatModel(spec, options)
+    from societas.llm.llamacpp import server_options
+    from societas.llm.router import ReplicaRouter
+    from societas.llm.servers import ServerManager
+
+    path = Path(spec.name).expanduser()
+    if not path.is_file():
+        from societas.errors import BadInput
+
+        raise BadInput(f"{spec}: no GGUF file at {path} (llamacpp: takes the path of a .gguf file)")
+    manager = ServerManager(str(path.resolve()), server_options(options.servers))
+    manager.name = str(spec)
+    manager.start()
+    return ReplicaRouter(manager, options, name=str(spec))
+
+
 def _hf(spec: ModelSpec, options: ModelOptions) -> ChatModel:
     from societas.errors import BadInput
     from societas.llm.hf import HFChatModel
@@ -206,6 +233,7 @@ def _fake(spec: ModelSpec, options: ModelOptions) -> ChatModel:
 
 register_backend("openai", _openai)
 register_backend("vllm", _vllm)
+register_backend("llamacpp", _llamacpp)
 register_backend("hf", _hf)
 register_backend("fake", _fake)
 

@@ -105,3 +105,29 @@ def test_the_answer_is_constrained_in_the_form_the_prompt_implies() -> None:
     assert text == 'root ::= "Option " ("J" | "F")\n'
     assert choices_of(text) == ["J", "F"]
     assert spec.parse("Option F") == "F"
+
+
+async def test_managed_llamacpp_spec_starts_supervises_and_stops(tmp_path: Path) -> None:
+    # The fake server stands in for llama.cpp's (it answers /health and lists its model as owned by "me").
+    from societas.llm.servers import ServerOptions
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    command = "{python} -m societas.llm.testing --host {host} --port {port} --owned-by me"
+    model = make_model(f"llamacpp:{gguf}", ModelOptions(servers=ServerOptions(
+        command=command, log_dir=str(tmp_path / "logs"), startup_timeout_s=60)))
+    try:
+        result = await model.complete(ask(ActionSpec.choice(["J", "F"])))
+        assert result.text == "J"
+        replica = model.inner.manager.replicas[0]  # type: ignore[attr-defined]
+        assert replica.state == "ready"
+    finally:
+        await model.aclose()
+    assert replica.state == "stopped"
+
+
+def test_llamacpp_spec_needs_a_gguf_file(tmp_path: Path) -> None:
+    from societas.errors import BadInput
+
+    with pytest.raises(BadInput, match="no GGUF file"):
+        make_model(f"llamacpp:{tmp_path / 'missing.gguf'}")
