@@ -16,6 +16,10 @@ from typing import Any, Literal
 
 ActionKind = Literal["choice", "integer", "real", "regex", "json", "text"]
 
+FALLBACK_LIMIT = 0.20
+"""Above this share of invalid fallbacks (the default played because no reply parsed) among an agent's
+decisions, findings about that agent are not interpretable; the run summary and every analysis say so."""
+
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -36,6 +40,9 @@ class ActionSpec:
     `default` is played when every attempt failed and is recorded as invalid.
     `answer_marker`, when set, means the answer is read after the last
     occurrence of that marker (e.g. "Answer:"), so the model may reason first.
+    `description` says in words what a regex answer looks like (e.g. 'a stance,
+    "|", then one sentence'): a model told why its reply failed is shown these
+    words, never the raw pattern.
     """
 
     kind: ActionKind
@@ -47,6 +54,7 @@ class ActionSpec:
     max_length: int = 2000
     default: Any = None
     answer_marker: str | None = None
+    description: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "choice":
@@ -163,7 +171,9 @@ class ActionSpec:
             return number
         if self.kind == "regex":
             if not isinstance(value, str) or re.fullmatch(self.pattern, value) is None:
-                raise InvalidAction(f"The answer must match the pattern {self.pattern}.")
+                raise InvalidAction(f"The answer must be {self.description}." if self.description else
+                                    "The answer is not in the form the question asks for; answer exactly as "
+                                    "the question says.")
             return value
         if self.kind == "json":
             if not isinstance(value, dict):

@@ -584,7 +584,9 @@ class DonorGame(GameEnv):
         spec = self._spec_cache.get(resources)
         if spec is None:
             if self.variant == "partner_choice":
-                spec = ActionSpec(kind="regex", pattern=REFUSE_PATTERN, default="0", answer_marker="Answer:")
+                spec = ActionSpec(kind="regex", pattern=REFUSE_PATTERN, default="0", answer_marker="Answer:",
+                                  description='the amount you donate (a number) or "Refuse to play", after '
+                                              '"Answer:"')
             elif self.variant == "punishment":
                 spec = ActionSpec.real(-(resources / self.punish_cost), resources, default=0.0,
                                        answer_marker="Answer:")

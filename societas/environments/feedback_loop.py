@@ -95,6 +95,9 @@ NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 STATEMENT_PATTERN = NUMBER + r" *\| *[^\n|]+"
 """The answer with statements=True: "STANCE | one sentence" (after "Answer:")."""
 ANSWER_MARKER = "Answer:"
+STATEMENT_DESCRIPTION = ('your stance as a number, then "|", then one sentence on one line, '
+                         'e.g. "Answer: 6.5 | The readings point slightly upwards."')
+"""What a statement looks like, in the words a retry prompt shows the model."""
 
 _READ = re.compile(r"\s*(" + NUMBER + r")\s*(?:\|\s*(.*))?", re.DOTALL)
 _SPACE = re.compile(r"\s+")
@@ -200,7 +203,7 @@ class FeedbackLoop(GameEnv):
         self._system_ai = _ai_system(self)
         if self.statements:
             self._spec = ActionSpec(kind="regex", pattern=STATEMENT_PATTERN, answer_marker=ANSWER_MARKER,
-                                    default=f"{self.prior!r} | No answer.")
+                                    default=f"{self.prior!r} | No answer.", description=STATEMENT_DESCRIPTION)
         else:
             self._spec = ActionSpec.real(lo, hi, default=self.prior, answer_marker=ANSWER_MARKER)
 
