@@ -86,6 +86,12 @@ def _print_run(run_dir: Path, summary: dict[str, Any]) -> None:
     out.print(f"{summary['episodes']} episodes, {summary['decisions']} decisions, "
               f"{summary['llm_calls']} model calls, {summary['invalid_actions']} invalid actions, "
               f"{summary['wall_s']:.1f} s", highlight=False)
+    fb = summary.get("fallbacks") or {}
+    if fb:
+        out.print(f"invalid fallbacks: {fb['share']:.1%} of decisions", highlight=False)
+    for who, share in (fb.get("not_interpretable") or {}).items():
+        out.print(f"[bold red]not interpretable:[/] {share:.0%} of {who}'s decisions are fallbacks "
+                  f"(limit {fb['limit']:.0%})", highlight=False)
     non_lm = summary["non_language_model_agents"]
     if non_lm:
         out.print("not language models: " + ", ".join(f"{n} ({p})" for n, p in non_lm.items()),
@@ -331,18 +337,8 @@ def analyze(run_dirs: Annotated[list[Path], typer.Argument(help="A run directory
 def _analyze_one(r: Any, strategies: bool) -> None:
     if strategies:
         _print_strategies(r)
-    elif (r.events["env"] == "tom-observer").any():
-        _print_tom_observer(r)
-    elif (r.events["env"] == "tom-gridworld").any():
-        _print_tom_actors(r)
-    elif (r.events["env"] == "donor-game").any():
-        _print_generations(r)
-    elif (r.events["env"] == "feedback-loop").any():
-        _print_lockin(r)
-    elif (r.events["env"] == "partner-adaptation").any():
-        _print_partner(r)
     else:
-        _print_agents(r)
+        _print_section(r)
     if r.summary is None:
         out.print(f"[yellow]run incomplete: finish it with `societas resume {escape(str(r.path))}`[/]",
                   highlight=False)
@@ -412,114 +408,27 @@ def _print_strategies(r: Any) -> None:
     out.print(t)
 
 
-def _print_tom_observer(r: Any) -> None:
-    from societas.analysis.tom import accuracy, false_belief_gap, question_table
+def _print_section(r: Any) -> None:
+    """The run's study section (the same tables, names and intervals as the report), each with its standing."""
+    from societas.analysis.sections import section_for
 
-    q = question_table(r.events)
-    acc = accuracy(q)
-    t = Table("observer", "category", "questions", "accuracy (95% CI)",
-              title=f"{r.run_id}: observer accuracy by question category", title_justify="left")
-    for row in acc.itertuples():
-        t.add_row(row.agent, row.category, str(row.n), f"{row.accuracy:.0%} [{row.ci_low:.0%}, {row.ci_high:.0%}]")
-    out.print(t)
-    gap = false_belief_gap(q)
-    t = Table("observer", "false-belief items", "accuracy", "true-belief items", "accuracy", "gap",
-              title="false-belief vs true-belief items", title_justify="left")
-    for row in gap.itertuples():
-        t.add_row(row.agent, str(row.n_false), _fmt(row.false_belief_accuracy, ".0%"), str(row.n_true),
-                  _fmt(row.true_belief_accuracy, ".0%"), _fmt(row.gap))
-    out.print(t)
-
-
-def _print_tom_actors(r: Any) -> None:
-    import json
-
-    import pandas as pd
-
-    facts = pd.DataFrame([json.loads(x) if x else {} for x in r.episodes["summary"]])
-    facts["agent"] = r.episodes["agent"].to_numpy()
-    t = Table("actor", "swap", "episodes", "mean steps", "reached goal", "false belief at end",
-              title=f"{r.run_id}: actors by swap condition", title_justify="left")
-    for (agent, swap), g in facts.groupby(["agent", "swap"], sort=True):
-        t.add_row(agent, str(swap), str(len(g)), f"{g['steps'].mean():.1f}", f"{g['reached_goal'].mean():.0%}",
-                  f"{g['false_belief_at_end'].mean():.0%}")
-    out.print(t)
-
-
-def _print_agents(r: Any) -> None:
-    from societas.analysis import agent_table
-
-    table = agent_table(r.events)
-    t = Table("agent", "policy", "decisions", "cooperation", "payoff/round", "payoff/episode", "invalid",
-              title=f"{r.run_id}: {r.events[['phase', 'episode']].drop_duplicates().shape[0]} episodes",
-              title_justify="left")
-    for row in table.itertuples():
-        t.add_row(row.agent, row.policy, str(row.decisions), _fmt(row.cooperation_rate), f"{row.mean_payoff:.2f}",
-                  f"{row.payoff_per_episode:.1f}", f"{row.invalid_rate:.1%}")
-    out.print(t)
-
-
-def _print_generations(r: Any) -> None:
-    from societas.analysis.donor import across_societies, generation_table, strategy_shares
-
-    table = generation_table(r.events, r.episodes)
-    resources = across_societies(table, "resources").set_index("generation")
-    means = table.groupby("generation").mean(numeric_only=True)
-    societies = int(table["society"].nunique())
-    t = Table("generation", "resources (95% CI)", "donated", "cooperation", "reciprocity", "punished", "diversity",
-              "invalid", title=f"{r.run_id}: donor game, {societies} societies, means per generation",
-              title_justify="left")
-    for gen, row in means.iterrows():
-        res = resources.loc[gen]
-        ci = f" [{res['ci_low']:.1f}, {res['ci_high']:.1f}]" if societies > 1 else ""
-        t.add_row(str(gen), f"{res['mean']:.1f}{ci}", _fmt(row["donated_fraction"], ".0%"),
-                  _fmt(row["cooperation_rate"], ".0%"), _fmt(row["reciprocity"]), _fmt(row["punishment_rate"], ".0%"),
-                  _fmt(row["strategy_diversity"]), _fmt(row["invalid_rate"], ".1%"))
-    out.print(t)
-    if not r.lineage.empty and r.lineage["policy"].nunique() > 1:
-        shares = strategy_shares(r.lineage).set_index("generation")
-        t = Table("generation", *shares.columns, title="share of the population by policy", title_justify="left")
-        for gen, row in shares.iterrows():
-            t.add_row(str(gen), *(f"{v:.0%}" for v in row))
+    section = section_for(r)
+    if section is None:
+        _fail(f"{r.path}: no analysis applies to this run", 1)
+    view = section.build(r)
+    if view.intro and not view.tables:
+        out.print(view.intro, highlight=False)
+    shown = None
+    for table in view.tables:
+        t = Table(*table.labels(), title=f"{r.run_id}: {table.title}", title_justify="left")
+        for cells in table.cells():
+            t.add_row(*cells)
         out.print(t)
-
-
-def _print_lockin(r: Any) -> None:
-    """Feedback loops: relative stance spread over time per trust setting, and which runs locked in."""
-    from societas.analysis.lockin import DEFAULT_THRESHOLD, analyze_run, diversity_over_time
-
-    rounds, lock, params = analyze_run(r.events, r.episodes)
-    over = diversity_over_time(rounds, params)
-    rho = {s: float("nan") if v is None else float(v) for s, v in zip(params["setting"], params["spectral_radius"])}
-    t = Table("setting", "rho(W)", *(f"r{c}" for c in over.columns), title=f"{r.run_id}: feedback loop, stance "
-              "spread / reading spread by round (mean over seeds and questions)", title_justify="left")
-    for setting, row in over.iterrows():
-        t.add_row(setting, _fmt(rho.get(setting, float("nan")), ".3f"), *(_fmt(v, ".2g") for v in row))
-    out.print(t)
-    t = Table("setting", "episode", "question", "locked in", "from round", "final spread", "consensus error",
-              title=f"lock-in: relative spread below {DEFAULT_THRESHOLD:g} to the end of the run",
-              title_justify="left")
-    for row in lock.itertuples():
-        at = "-" if row.lockin_round != row.lockin_round or row.lockin_round is None else str(int(row.lockin_round))
-        t.add_row(row.setting, str(row.episode), str(row.topic + 1), "yes" if row.locked_in else "no", at,
-                  _fmt(row.final_relative_diversity, ".2g"), _fmt(row.final_consensus_error))
-    out.print(t)
-
-
-def _print_partner(r: Any) -> None:
-    """Partner adaptation: literal (prediction accuracy) and functional (reward, regret) theory of mind."""
-    from societas.analysis.tom_partner import rounds_table, summary
-
-    table = summary(rounds_table(r.events))
-    t = Table("agent", "partner", "episodes", "accuracy (95% CI)", "reward/round", "final regret", "late regret",
-              "JSD", title=f"{r.run_id}: partner adaptation, literal vs functional theory of mind",
-              title_justify="left")
-    for row in table.itertuples():
-        acc = "-" if row.accuracy != row.accuracy else (
-            f"{row.accuracy:.0%} [{row.accuracy_low:.0%}, {row.accuracy_high:.0%}]")
-        t.add_row(row.agent, row.partner_policy, str(row.episodes), acc, _fmt(row.reward),
-                  _fmt(row.final_regret, ".1f"), _fmt(row.late_regret), _fmt(row.js_divergence, ".3f"))
-    out.print(t)
+        if table.standing is not None and table.standing is not shown:  # once per standing, under its first table
+            shown = table.standing
+            out.print(table.standing.summary(), highlight=False, markup=False, soft_wrap=True)
+            for caveat in table.caveats():
+                out.print(caveat, style="bold red", highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -81,8 +81,14 @@ def generation_table(events: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def across_societies(table: pd.DataFrame, metric: str = "resources", confidence: float = 0.95) -> pd.DataFrame:
-    """Mean of a metric per generation over societies (seeds), with a t confidence interval."""
+def across_societies(table: pd.DataFrame, metric: str = "resources", confidence: float = 0.95,
+                     floor: float | None = None) -> pd.DataFrame:
+    """Mean of a metric per generation over societies (seeds), with a t confidence interval.
+
+    `floor` cuts the interval at the metric's lowest possible value (0 for
+    resources, which cannot go negative): the t interval is symmetric and
+    would otherwise reach below it.
+    """
     out = []
     for gen, g in table.groupby("generation", sort=True):
         x = g[metric].dropna().to_numpy(dtype=float)
@@ -91,7 +97,8 @@ def across_societies(table: pd.DataFrame, metric: str = "resources", confidence:
             half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
         else:
             half = 0.0 if len(x) else float("nan")
-        out.append({"generation": int(gen), "n": len(x), "mean": mean, "ci_low": mean - half, "ci_high": mean + half})
+        low = mean - half if floor is None else max(mean - half, floor)
+        out.append({"generation": int(gen), "n": len(x), "mean": mean, "ci_low": low, "ci_high": mean + half})
     return pd.DataFrame(out)
 
 

@@ -30,11 +30,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from societas.analysis import plots
-from societas.analysis.cooperation import agent_table, conditional_cooperation, coordination_rate, paired_rounds
+from societas.analysis.cooperation import agent_table, paired_rounds
 from societas.analysis.cost import decision_usage, usage_table
-from societas.analysis.donor import across_societies, generation_table, strategy_shares
+from societas.analysis.donor import generation_table, strategy_shares
 from societas.analysis.load import Run, load_run
 from societas.analysis.reliability import call_errors, reliability_table
+from societas.analysis.sections import SectionView, fmt, section_for
 
 MAX_TABLE_ROWS = 40
 """Longer tables are cut to their first rows (with a note): a report is read, not searched."""
@@ -320,44 +321,43 @@ def _reliability(run: Run) -> str:
     return out
 
 
-def _matrix(run: Run) -> str:
+def _view_html(view: SectionView) -> str:
+    """A study section's tables as the command line prints them: same columns, labels, formats and caveats."""
+    out = f"<p>{_e(view.intro)}</p>" if view.intro else ""
+    shown = None
+    for table in view.tables:
+        if len(view.tables) > 1:
+            out += f"<h3>{_e(table.title[0].upper() + table.title[1:])}</h3>"
+        st = table.standing
+        if st is not None and st is not shown:  # what the findings stand on, before them
+            shown = st
+            caveats = table.caveats()
+            if caveats:
+                out += ('<div class="banner"><b>' + "<br>".join(_e(c) for c in caveats) + "</b><br>"
+                        + _e(st.summary()) + "</div>")
+            else:
+                out += f"<p class='note'>{_e(st.summary())}.</p>"
+        frame = table.frame[list(table.columns)]
+        formats = {c: (lambda kind: lambda x: fmt(kind, x))(k) for c, (_, k) in table.columns.items()}
+        kinds = [k for _, k in table.columns.values()]
+        lead = next((n for n, k in enumerate(kinds) if k != "text"), len(kinds))  # text columns left-aligned
+        out += _table(frame, formats=formats, columns={c: label for c, (label, _) in table.columns.items()},
+                      what="rows", lead=lead)
+        if table.notes:
+            out += f"<p class='note'>{_e(table.notes)}.</p>"
+    return out
+
+
+def _matrix_figures(run: Run, view: SectionView) -> str:
     ev = run.events
-    games = sorted(ev["game"].dropna().unique())
-    has_coop = ev["cooperated"].notna().any()
-    table = agent_table(ev)
-    if has_coop:
-        cond = conditional_cooperation(ev)
-        table = table.merge(cond[["agent", "p_c_after_c", "p_c_after_d"]], on="agent", how="left")
-        cols = ["agent", "policy", "decisions", "cooperation_rate", "p_c_after_c", "p_c_after_d", "mean_payoff",
-                "payoff_per_episode", "invalid_rate"]
-    else:
-        coord = coordination_rate(ev)
-        table = table.merge(coord[["agent", "coordination_rate"]], on="agent", how="left")
-        cols = ["agent", "policy", "decisions", "coordination_rate", "mean_payoff", "payoff_per_episode",
-                "invalid_rate"]
-    game_text = games[0] if len(games) == 1 else f"{len(games)} games pooled"
-    out = (f"<p>{_e(game_text)}: {_episodes(run):,} episodes, {ev['agent'].nunique()} agents. "
-           "Sorted by mean payoff per round.</p>")
-    out += _table(table[cols], formats={
-        "decisions": _int, "cooperation_rate": _pct, "coordination_rate": _pct, "p_c_after_c": _pct,
-        "p_c_after_d": _pct, "mean_payoff": _num(2), "payoff_per_episode": _num(1),
-        "invalid_rate": lambda x: _pct(x, 1)}, columns={
-        "cooperation_rate": "cooperation", "coordination_rate": "coordination", "p_c_after_c": "P(C | partner C)",
-        "p_c_after_d": "P(C | partner D)", "mean_payoff": "payoff / round", "payoff_per_episode": "payoff / episode",
-        "invalid_rate": "invalid"}, what="agents")
-    if has_coop:
-        notes = ("cooperation: share of decisions choosing the cooperative option; P(C | partner C/D): "
-                 "cooperation right after the partner cooperated / defected")
-    else:
-        notes = "coordination: share of rounds in which both players chose the same option"
-    out += f"<p class='note'>{_e(notes)}. Payoffs in the game's points; invalid: share of invalid actions.</p>"
     group = "agent" if ev["agent"].nunique() <= MAX_AGENT_PANELS else "policy_kind"
     per = group.replace("_", " ")
-    if has_coop:
+    out = ""
+    if view.data.get("has_coop"):
         out += _figure(plots.cooperation_by_round(ev, group=group),
                        f"Share of decisions that cooperated in each round, per {per}; "
                        "bands: 95% Wilson intervals over decisions.", "cooperation by round")
-    else:
+    elif (ev["env"] == "repeated-matrix-game").all():
         paired = paired_rounds(ev)
         if len(paired):
             same = paired.assign(cooperated=paired["option"] == paired["partner_option"],
@@ -366,48 +366,21 @@ def _matrix(run: Run) -> str:
                                                       ylabel="rounds coordinated"),
                            f"Share of rounds in which both players chose the same option, per {per}; "
                            "bands: 95% Wilson intervals over rounds.", "coordination by round")
-    out += _figure(plots.payoff_matrix(ev, title="Mean payoff per round: agent (row) against partner (column)"),
-                   "Each cell: the row agent's mean payoff per round against the column partner, both seat orders "
-                   "pooled. Rows and columns are sorted by overall mean payoff.", "payoff matrix")
+    if (ev["env"] == "repeated-matrix-game").all():
+        out += _figure(plots.payoff_matrix(ev, title="Mean payoff per round: agent (row) against partner (column)"),
+                       "Each cell: the row agent's mean payoff per round against the column partner, both seat "
+                       "orders pooled. Rows and columns are sorted by overall mean payoff.", "payoff matrix")
     return out
 
 
-def _donor(run: Run) -> str:
-    table = generation_table(run.events, run.episodes)
-    if table.empty:
-        return "<p>No finished generation on disk.</p>"
-    societies = int(table["society"].nunique())
-    res = across_societies(table, "resources").set_index("generation")
-    means = table.groupby("generation").mean(numeric_only=True).drop(columns="society")
-    shown = pd.DataFrame({"generation": means.index})
-    shown["resources"] = means["resources"].to_numpy()
-    if societies > 1:
-        shown["95% interval"] = [f"{max(lo, 0):,.1f} – {hi:,.1f}" for lo, hi in
-                                 zip(res["ci_low"].reindex(means.index), res["ci_high"].reindex(means.index))]
-    for col in ("donated_fraction", "cooperation_rate", "reciprocity", "punishment_rate", "refusal_rate",
-                "strategy_diversity", "invalid_rate"):
-        values = means[col]
-        if col in ("punishment_rate", "refusal_rate") and not (values.fillna(0) > 0).any():
-            continue  # the variant has no punishment / partner refusal
-        shown[col] = values.to_numpy()
-    out = (f"<p>{societies} {'society' if societies == 1 else 'independent societies'}, "
-           f"{len(means)} generations; means over societies per generation.</p>")
-    out += _table(shown, formats={
-        "generation": _int, "resources": _num(1), "donated_fraction": _pct, "cooperation_rate": _pct,
-        "reciprocity": _num(2), "punishment_rate": _pct, "refusal_rate": _pct, "strategy_diversity": _num(2),
-        "invalid_rate": lambda x: _pct(x, 1)}, columns={
-        "resources": "resources", "donated_fraction": "donated", "cooperation_rate": "cooperation",
-        "punishment_rate": "punished", "refusal_rate": "refused", "strategy_diversity": "diversity",
-        "invalid_rate": "invalid"}, what="generations")
-    out += ("<p class='note'>resources: mean final resources per game (units)"
-            + ("; 95% interval: t interval of the mean across societies, cut at 0" if societies > 1 else "")
-            + "; donated: mean share of the donor's "
-            "resources given; cooperation: share of donations above 0; reciprocity: correlation of the recipient's "
-            "reputation with the share donated; diversity: distinct strategies per member.</p>")
-    out += _figure(plots.resources_by_generation(table, ylabel="final resources per game (units)"),
-                   "Mean final resources per game in each generation"
-                   + ("; thin lines: single societies; band: 95% t interval across societies (cut at 0)."
-                      if societies > 1 else "."), "resources by generation")
+def _donor_figures(run: Run, view: SectionView) -> str:
+    table, societies = view.data.get("table"), view.data.get("societies", 0)
+    if table is None or table.empty:
+        return ""
+    out = _figure(plots.resources_by_generation(table, ylabel="final resources per game (units)"),
+                  "Mean final resources per game in each generation"
+                  + ("; thin lines: single societies; band: 95% t interval across societies (cut at 0)."
+                     if societies > 1 else "."), "resources by generation")
     out += _figure(plots.resources_by_generation(table, metric="cooperation_rate", ylabel="donations above 0",
                                                  title="Cooperation by generation", share=True),
                    "Share of donation decisions giving more than 0"
@@ -428,38 +401,22 @@ def _policies(run: Run) -> str:
                   columns={"members": "member-generations", "survived": "survived selection",
                            "total_reward": "mean total payoff"}, what="policies")
     if lin["policy"].nunique() > 1:
-        shares = strategy_shares(lin)
-        out += "<p>Share of the population by policy in each generation (all societies together).</p>"
-        out += _table(shares, formats={"generation": _int} | {c: _pct for c in shares.columns if c != "generation"},
-                      what="generations")
-        out += _figure(plots.strategy_shares(shares), "Share of each policy in the population per generation, "
-                       "all societies together.", "policy shares by generation")
+        out += _figure(plots.strategy_shares(strategy_shares(lin)), "Share of each policy in the population per "
+                       "generation, all societies together.", "policy shares by generation")
     return out
 
 
-def _lockin(run: Run) -> str:
-    from societas.analysis.lockin import analyze_run, decisions
+def _lockin_figures(run: Run, view: SectionView) -> str:
+    from societas.analysis.lockin import decisions
 
-    rounds, table, params = analyze_run(run.events, run.episodes)
-    if table.empty:
-        return "<p>No finished episode on disk.</p>"
-    by_setting = table.groupby("setting", sort=False).agg(
-        episodes=("episode", "nunique"), locked_in=("locked_in", "mean"), lockin_round=("lockin_round", "median"),
-        final_spread=("final_relative_diversity", "mean"),
-        consensus_error=("final_consensus_error", "mean")).reset_index()
-    out = ("<p>Per setting: share of runs that locked in (the humans' spread of stances, relative to the spread "
-           "of their evidence, fell below the threshold and stayed there), the median round it happened, the "
-           "final relative spread and the distance of the consensus from the truth.</p>")
-    out += _table(by_setting, formats={"episodes": _int, "locked_in": _pct, "lockin_round": _num(0),
-                                       "final_spread": lambda x: f"{x:.2g}", "consensus_error": _num(2)},
-                  columns={"locked_in": "locked in", "lockin_round": "from round (median)",
-                           "final_spread": "final relative spread", "consensus_error": "consensus error"},
-                  what="settings")
+    rounds, params = view.data.get("rounds"), view.data.get("params")
+    if rounds is None or params is None or params.empty:
+        return ""
     merged = rounds.merge(params[["phase", "episode", "setting"]], on=["phase", "episode"], how="left")
-    out += _figure(plots.diversity_curve(merged, "round", "relative_diversity", group="setting",
-                                         ylabel="relative spread of stances", title="Diversity over time"),
-                   "Spread of the humans' stances relative to the spread of their evidence, per setting; "
-                   "bands: 95% t interval over runs.", "diversity over time")
+    out = _figure(plots.diversity_curve(merged, "round", "relative_diversity", group="setting",
+                                        ylabel="relative spread of stances", title="Diversity over time"),
+                  "Spread of the humans' stances relative to the spread of their evidence, per setting; "
+                  "bands: 95% t interval over runs.", "diversity over time")
     humans = decisions(run.events)
     humans = humans[humans["role"] == "human"]
     last = params.iloc[-1]
@@ -473,83 +430,56 @@ def _lockin(run: Run) -> str:
     return out
 
 
-def _tom(run: Run) -> str:
-    from societas.analysis.tom import accuracy, false_belief_gap, question_table
-
-    q = question_table(run.events)
-    if q.empty:
-        return "<p>No answered question on disk.</p>"
-    acc = accuracy(q)
-    out = _table(acc, formats={"n": _int, "accuracy": _pct, "ci_low": _pct, "ci_high": _pct},
-                 columns={"n": "questions", "ci_low": "95% low", "ci_high": "95% high"}, what="rows")
+def _tom_figures(run: Run, view: SectionView) -> str:
+    acc = view.data.get("accuracy")
+    if acc is None or acc.empty:
+        return ""
     frame = acc.assign(label=acc["agent"] + ": " + acc["category"].str.replace("_", " "))
-    out += _figure(plots.accuracy_bars(frame, "label", "accuracy", "ci_low", "ci_high",
+    return _figure(plots.accuracy_bars(frame, "label", "accuracy", "ci_low", "ci_high",
                                        title="Observer accuracy by question category"),
                    "Share of questions answered as the belief oracle does; whiskers: 95% bootstrap interval.",
                    "accuracy by category")
-    out += "<h3>False-belief vs true-belief items</h3>"
-    out += _table(false_belief_gap(q), formats={"n_false": _int, "n_true": _int, "false_belief_accuracy": _pct,
-                                                "true_belief_accuracy": _pct, "gap": _num(2)},
-                  columns={"n_false": "false-belief items", "n_true": "true-belief items",
-                           "false_belief_accuracy": "accuracy (false)", "true_belief_accuracy": "accuracy (true)"},
-                  what="observers")
+
+
+def _partner_figures(run: Run, view: SectionView) -> str:
+    rounds = view.data.get("rounds")
+    if rounds is None or rounds.empty:
+        return ""
+    # Regret per round by player, over every partner and episode: functional ToM as it is acquired.
+    out = _figure(plots.diversity_curve(rounds, "round", "regret", group="agent",
+                                        ylabel="regret vs best response", title="Regret over rounds"),
+                  "Mean regret per round against the best response to the partner's policy, all partners; "
+                  "bands: 95% t interval.", "regret over rounds")
+    predicted = rounds.dropna(subset=["correct"]).assign(correct=lambda d: d["correct"].astype(float))
+    if not predicted.empty:
+        out += _figure(plots.diversity_curve(predicted, "round", "correct", group="agent",
+                                             ylabel="predictions correct", title="Prediction accuracy over rounds"),
+                       "Share of correct predictions of the partner's next move per round, all partners.",
+                       "prediction accuracy over rounds")
     return out
 
 
-def _partner(run: Run) -> str:
-    from societas.analysis.tom_partner import rounds_table, summary
-
-    rounds = rounds_table(run.events)
-    table = summary(rounds)
-    cols = [c for c in ("partner_policy", "agent", "accuracy", "reward", "final_regret", "late_regret",
-                        "js_divergence") if c in table]
-    curves = ""
-    if not rounds.empty:
-        # Regret per round by player, over every partner and episode: functional ToM as it is acquired.
-        curves += _figure(plots.diversity_curve(rounds, "round", "regret", group="agent",
-                                                ylabel="regret vs best response", title="Regret over rounds"),
-                          "Mean regret per round against the best response to the partner's policy, all partners; "
-                          "bands: 95% t interval.", "regret over rounds")
-        predicted = rounds.dropna(subset=["correct"]).assign(correct=lambda d: d["correct"].astype(float))
-        if not predicted.empty:
-            curves += _figure(plots.diversity_curve(predicted, "round", "correct", group="agent",
-                                                    ylabel="predictions correct",
-                                                    title="Prediction accuracy over rounds"),
-                              "Share of correct predictions of the partner's next move per round, all partners.",
-                              "prediction accuracy over rounds")
-    out = ("<p>Literal theory of mind: accuracy predicting the partner's next move. Functional: reward per "
-           "round and regret against the best response to the partner's policy (total, and mean over the "
-           "last rounds).</p>")
-    return out + _table(table[cols], formats={"accuracy": _pct, "reward": _num(2), "final_regret": _num(1),
-                                              "late_regret": _num(2), "js_divergence": _num(2)},
-                        columns={"partner_policy": "partner", "final_regret": "total regret",
-                                 "late_regret": "late regret", "js_divergence": "JS divergence"},
-                        what="rows") + curves
+FIGURES: dict[str, Callable[[Run, SectionView], str]] = {
+    "agents": _matrix_figures, "generations": _donor_figures, "lockin": _lockin_figures, "tom": _tom_figures,
+    "partner": _partner_figures,
+}
+"""The report's figures per section key (a study registering a section may add its own)."""
 
 
 def _run_sections(run: Run, prefix: str) -> list[_Section]:
-    kind = _kind(run)
     sections = [
         _Section(f"{prefix}overview", "Run", _overview(run)),
         _Section(f"{prefix}models", "Models and tokens", _usage(run)),
         _Section(f"{prefix}reliability", "Invalid actions and retries", _reliability(run)),
     ]
-    if kind == "matrix":
-        sections.append(_Section(f"{prefix}agents", "Agents", _matrix(run)))
-    elif kind == "donor":
-        sections.append(_Section(f"{prefix}generations", "Generations", _donor(run)))
-    elif kind == "lockin":
-        sections.append(_Section(f"{prefix}lockin", "Diversity and lock-in", _lockin(run)))
-    elif kind == "tom":
-        sections.append(_Section(f"{prefix}tom", "Theory of mind", _tom(run)))
-    elif kind == "partner":
-        sections.append(_Section(f"{prefix}partner", "Partner adaptation", _partner(run)))
-    elif kind == "empty":
+    section = section_for(run)
+    if section is None:
         sections.append(_Section(f"{prefix}results", "Results", "<p>No events on disk yet.</p>"))
-    else:
-        table = agent_table(run.events)
-        sections.append(_Section(f"{prefix}agents", "Agents", _table(table, formats={
-            "decisions": _int, "cooperation_rate": _pct, "invalid_rate": lambda x: _pct(x, 1)}, what="agents")))
+        return sections
+    view = section.build(run)
+    figures = FIGURES.get(view.key)
+    body = _view_html(view) + (figures(run, view) if figures is not None else "")
+    sections.append(_Section(f"{prefix}{view.key}", view.title, body))
     return sections
 
 

@@ -67,11 +67,11 @@ def summary(rounds: pd.DataFrame, *, late_window: int = 10, group: Sequence[str]
     for key, g in rounds.groupby(list(group), sort=True):
         per_ep = g.groupby(["phase", "episode"]).agg(
             accuracy=("correct", "mean"), reward=("reward", "mean"), regret=("regret", "mean"),
-            final_regret=("regret", "sum"),
+            total_regret=("regret", "sum"),
             late_regret=("regret", lambda s: s.iloc[-late_window:].mean()))
         row = dict(zip(group, key if isinstance(key, tuple) else (key,), strict=True))
         row["episodes"] = len(per_ep)
-        for name in ("accuracy", "reward", "regret", "final_regret", "late_regret"):
+        for name in ("accuracy", "reward", "regret", "total_regret", "late_regret"):
             est, lo, hi = _ci(per_ep[name].to_numpy())
             row[name], row[f"{name}_low"], row[f"{name}_high"] = est, lo, hi
         row["js_divergence"] = prediction_divergence(g)

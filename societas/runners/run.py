@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import errno
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from societas.llm.specs import ModelOptions, make_model, parse_model_spec
 from societas.runners.local import EpisodeOutput, Flusher, RunContext, run_episodes
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
 from societas.societies.society import PhasedSociety, make_society
+from societas.types import FALLBACK_LIMIT
 
 if TYPE_CHECKING:
     from societas.llm.servers import ServerOptions
@@ -306,7 +308,22 @@ def summarize(rd: RunDirectory, config: ExperimentConfig, society: PhasedSociety
         "non_language_model_agents": {s.name: s.policy for s in members if s.policy != "llm"},
         "skipped_agents": config.skipped_members(),
         "agents": per_agent,
+        "fallbacks": _fallbacks(per_agent),
     }
+
+
+def _fallbacks(per_agent: dict[str, Any]) -> dict[str, Any]:
+    """Share of decisions that were invalid fallbacks, and who is above `FALLBACK_LIMIT` (many agents: by member)."""
+    groups: dict[str, list[int]] = {}
+    for name, a in per_agent.items():
+        key = name if len(per_agent) <= 8 else re.sub(r"-\d+$", "", name)
+        g = groups.setdefault(key, [0, 0])
+        g[0] += a["invalid"]
+        g[1] += a["decisions"]
+    bad, n = sum(g[0] for g in groups.values()), sum(g[1] for g in groups.values())
+    return {"share": round(bad / n, 6) if n else 0.0, "limit": FALLBACK_LIMIT,
+            "not_interpretable": {k: round(b / d, 6) for k, (b, d) in sorted(groups.items())
+                                  if d and b / d > FALLBACK_LIMIT}}
 
 
 def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None,

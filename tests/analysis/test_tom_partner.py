@@ -40,7 +40,7 @@ def test_summary_by_episode() -> None:
     s = tp.summary(tp.rounds_table(_events()), late_window=2).iloc[0]
     assert s["episodes"] == 2
     assert s["accuracy"] == pytest.approx((2 / 3 + 1) / 2)  # per-episode accuracy, then the mean
-    assert s["final_regret"] == pytest.approx((3 + 0) / 2)
+    assert s["total_regret"] == pytest.approx((3 + 0) / 2)
     assert s["late_regret"] == pytest.approx((1.0 + 0.0) / 2)  # ep 0: rounds 3-4 -> (0+2)/2
     assert s["regret"] == pytest.approx((0.75 + 0) / 2)
     assert s["accuracy_low"] <= s["accuracy"] <= s["accuracy_high"]

@@ -62,6 +62,6 @@ def test_llm_players_with_social_chain_of_thought(tmp_path: Path) -> None:
     r = rounds_table(run.events)
     assert (r["prediction"] == "rock").all() and (r["move"] == "paper").all()
     t = summary(r).set_index("partner_policy")
-    assert t.loc["always_rock", "accuracy"] == 1.0 and t.loc["always_rock", "final_regret"] == 0.0
+    assert t.loc["always_rock", "accuracy"] == 1.0 and t.loc["always_rock", "total_regret"] == 0.0
     # copy_last: rock first, then paper -> one right prediction of four; paper vs paper is a draw, regret 1 each.
-    assert t.loc["copy_last", "accuracy"] == 0.25 and t.loc["copy_last", "final_regret"] == 3.0
+    assert t.loc["copy_last", "accuracy"] == 0.25 and t.loc["copy_last", "total_regret"] == 3.0
