@@ -6,7 +6,7 @@ import pandas as pd
 
 from societas.analysis.donor import across_societies, generation_table, strategy_shares
 from societas.analysis.load import Run
-from societas.analysis.sections import Section, SectionView, Table, agent_standing, has_env, register
+from societas.analysis.sections import Section, SectionView, Table, agent_standing, fmt, has_env, register
 
 RESOURCES_FLOOR = 0.0
 """Final resources cannot go below 0, so their interval is cut there (the same in analyze, report, figures)."""
@@ -20,12 +20,16 @@ def build(run: Run) -> SectionView:
     if not table.empty:
         res = across_societies(table, "resources", floor=RESOURCES_FLOOR).set_index("generation")
         means = table.groupby("generation").mean(numeric_only=True).drop(columns="society")
-        shown = pd.DataFrame({"generation": means.index, "resources": means["resources"].to_numpy()})
-        columns = {"generation": ("generation", "int"), "resources": ("resources", "num1")}
-        if societies > 1:
-            shown["ci_low"] = res["ci_low"].reindex(means.index).to_numpy()
-            shown["ci_high"] = res["ci_high"].reindex(means.index).to_numpy()
-            columns |= {"ci_low": ("95% low", "num1"), "ci_high": ("95% high", "num1")}
+        shown = pd.DataFrame({"generation": means.index, "resources": means["resources"].to_numpy(),
+                              "ci_low": res["ci_low"].reindex(means.index).to_numpy(),
+                              "ci_high": res["ci_high"].reindex(means.index).to_numpy()})
+        columns = {"generation": ("generation", "int")}
+        if societies > 1:  # one cell, "mean [low, high]", written the same in analyze and the report
+            shown["resources_ci"] = [f"{fmt('num1', m)} [{fmt('num1', lo)}, {fmt('num1', hi)}]" for m, lo, hi
+                                     in zip(shown["resources"], shown["ci_low"], shown["ci_high"], strict=True)]
+            columns["resources_ci"] = ("resources (95% CI)", "text")
+        else:
+            columns["resources"] = ("resources", "num1")
         labels = {"donated_fraction": ("donated", "pct"), "cooperation_rate": ("cooperation", "pct"),
                   "reciprocity": ("reciprocity", "num2"), "punishment_rate": ("punished", "pct"),
                   "refusal_rate": ("refused", "pct"), "strategy_diversity": ("diversity", "num2"),
@@ -37,7 +41,7 @@ def build(run: Run) -> SectionView:
             shown[col] = values.to_numpy()
             columns[col] = label
         notes = ("resources: mean final resources per game (units)"
-                 + ("; 95% low / high: t interval of the mean across societies, cut at 0" if societies > 1 else "")
+                 + ("; 95% CI: t interval of the mean across societies, cut at 0" if societies > 1 else "")
                  + "; donated: mean share of the donor's resources given; cooperation: share of donations above "
                  "0; reciprocity: correlation of the recipient's reputation with the share donated; diversity: "
                  "distinct strategies per member; invalid fallbacks: share of decisions where no reply parsed")
