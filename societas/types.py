@@ -263,6 +263,7 @@ class LLMCall:
     cache_hit: bool
     attempt: int
     purpose: str = "action"
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

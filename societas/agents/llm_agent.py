@@ -176,7 +176,7 @@ class LLMAgent:
                 model=self.model, messages=request.messages, params=self._params(request),
                 reply=result.text, error=error, latency_s=result.latency_s,
                 prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                cache_hit=result.cache_hit, attempt=attempt, purpose=purpose,
+                cache_hit=result.cache_hit, attempt=attempt, purpose=purpose, cached_tokens=result.cached_tokens,
             ))
             if error is None:
                 return _Answer(value, True, attempt, result.text)

@@ -21,7 +21,7 @@ from societas.errors import CorruptRun
 EVENT_ORDER = ["phase", "episode", "round", "seat"]
 # Columns that name the run or depend on timing and on what the response cache
 # held; two runs of the same config and seed agree on every other column.
-RUN_SPECIFIC_COLUMNS = ("run_id", "latency_s", "cache_hit")
+RUN_SPECIFIC_COLUMNS = ("run_id", "latency_s", "cache_hit", "cached_tokens")
 CALL_ORDER = ["phase", "episode", "round", "seat", "purpose", "attempt"]
 
 

@@ -246,16 +246,20 @@ def _usage(run: Run) -> str:
         return text
     usage = usage_table(run.llm_calls)
     out = _table(usage[["model", "calls", "cache_hits", "cache_hit_rate", "prompt_tokens", "completion_tokens",
-                        "latency_mean", "latency_p50", "latency_p90"]],
+                        "cached_share", "latency_mean", "latency_p50", "latency_p90"]],
                  formats={"calls": _int, "cache_hits": _int, "cache_hit_rate": _pct, "prompt_tokens": _int,
+                          "cached_share": _pct,
                           "completion_tokens": _int, "latency_mean": _seconds, "latency_p50": _seconds,
                           "latency_p90": _seconds},
                  columns={"cache_hits": "cache hits", "cache_hit_rate": "cache hit rate",
                           "prompt_tokens": "prompt tokens", "completion_tokens": "completion tokens",
+                          "cached_share": "engine-cached prompt",
                           "latency_mean": "latency mean", "latency_p50": "latency p50",
                           "latency_p90": "latency p90"})
     out += ("<p class='note'>Per model request (retries included). Latency: seconds per request that reached "
-            "the model; answers from the response cache are counted apart.</p>")
+            "the model; answers from the response cache are counted apart. Engine-cached prompt: the share of "
+            "the prompt tokens sent to the model that the engine reported serving from its prefix cache "
+            "(0 where it does not report it).</p>")
     key = _unit(run.events)
     per_agent = decision_usage(run.events, by=(key, "model"))
     if not per_agent.empty:

@@ -90,6 +90,8 @@ class ChatResult:
     completion_tokens: int = 0
     latency_s: float = 0.0
     cache_hit: bool = False
+    # Prompt tokens the engine served from its prefix cache, as it reported them (0 when it did not).
+    cached_tokens: int = 0
     attempts: int = 1
     errors: tuple[str, ...] = ()
 

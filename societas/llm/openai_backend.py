@@ -98,6 +98,22 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def cached_tokens(reply: dict[str, Any]) -> int:
+    """Prompt tokens the engine says it served from its prefix cache.
+
+    OpenAI and vLLM report `usage.prompt_tokens_details.cached_tokens`;
+    llama.cpp's own server reports `timings.cache_n`. 0 when neither is there.
+    """
+    usage = reply.get("usage")
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        return details["cached_tokens"]
+    timings = reply.get("timings")
+    if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+        return timings["cache_n"]
+    return 0
+
+
 def _env_proxy(url: str) -> str | None:
     """The proxy the environment names for `url` (HTTP_PROXY / HTTPS_PROXY, less NO_PROXY hosts)."""
     parts = urlparse(url)
@@ -399,4 +415,5 @@ class OpenAIChatModel:
             prompt_tokens=usage.get("prompt_tokens") or 0,
             completion_tokens=usage.get("completion_tokens") or 0,
             latency_s=latency,
+            cached_tokens=cached_tokens(data),
         )

@@ -240,6 +240,9 @@ class FakeOpenAIServer:
     `record_bodies` keeps that many of the latest request bodies in `bodies`.
     `api_key`, when set, makes requests without that bearer token fail with 401.
     `host` is the address to listen on (127.0.0.1 unless a test spans machines).
+    `prefix_cache` makes it report `usage.prompt_tokens_details.cached_tokens` as
+    an engine's prefix cache would, at whole-message granularity: the tokens of
+    the longest run of leading messages it has been sent before.
     """
 
     def __init__(
@@ -254,6 +257,7 @@ class FakeOpenAIServer:
         api_key: str | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
+        prefix_cache: bool = False,
     ) -> None:
         self.responder: Responder = get_responder(responder) if isinstance(responder, str) else responder
         if not callable(latency) and latency < 0:
@@ -277,6 +281,8 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._counter = 0
+        self._prefix_cache = prefix_cache
+        self._prefixes: set[int] = set()
         self._created = int(time.time())
 
     # -- addresses ---------------------------------------------------------
@@ -529,6 +535,13 @@ class FakeOpenAIServer:
     def _completion(self, body: Mapping[str, Any], chat: ChatRequest, text: str) -> dict[str, Any]:
         prompt_tokens = sum(approx_tokens(m["content"]) for m in chat.messages)
         completion_tokens = approx_tokens(text)
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if self._prefix_cache:
+            usage["prompt_tokens_details"] = {"cached_tokens": self._cached(chat)}
         return {
             "id": f"chatcmpl-fake-{self._counter}",
             "object": "chat.completion",
@@ -542,12 +555,23 @@ class FakeOpenAIServer:
                     "logprobs": None,
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
+
+    def _cached(self, chat: ChatRequest) -> int:
+        """Tokens of the longest run of leading messages seen before; remembers this request's."""
+        cached, tokens, h, hit = 0, 0, 0, True
+        for m in chat.messages:
+            h = hash((h, m.get("role"), m.get("content")))
+            tokens += approx_tokens(m.get("content", ""))
+            if hit and h in self._prefixes:
+                cached = tokens
+            else:
+                hit = False
+                if len(self._prefixes) >= 1_000_000:
+                    self._prefixes.clear()
+                self._prefixes.add(h)
+        return cached
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -82,6 +82,7 @@ LLM_CALL_SCHEMA = pa.schema([
     ("prompt_tokens", pa.int32()),
     ("completion_tokens", pa.int32()),
     ("cache_hit", pa.bool_()),
+    ("cached_tokens", pa.int32()),
 ])
 
 EPISODE_SCHEMA = pa.schema([

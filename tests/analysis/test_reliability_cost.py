@@ -70,6 +70,18 @@ def test_usage_table_and_cost() -> None:
         usage_table(calls().assign(agent="a"), prices={}, by="agent")
 
 
+def test_cached_share_and_price() -> None:
+    frame = calls().assign(cached_tokens=[0, 80, 100, 0, 0, 50])
+    t = usage_table(frame, prices={"m1": (2.0, 10.0, 0.5), "m2": (1.0, 4.0)}).set_index("model")
+    m1, m2 = t.loc["m1"], t.loc["m2"]
+    assert m1["cached_tokens"] == 180 and m1["cached_share"] == pytest.approx(180 / 360)
+    assert m1["cost_usd"] == pytest.approx((180 * 2.0 + 180 * 0.5 + 4 * 10.0) / 1e6)
+    # without a cached price, cached tokens are billed as prompt tokens
+    assert m2["cost_usd"] == pytest.approx((95 * 1.0 + 1 * 4.0) / 1e6)
+    old = usage_table(calls()).set_index("model")  # a run from before cached tokens were recorded
+    assert old.loc["m1", "cached_tokens"] == 0 and old.loc["m1", "cached_share"] == 0
+
+
 def test_decision_usage() -> None:
     t = decision_usage(events())
     assert t["agent"].tolist() == ["llm"]  # decisions without a model are not model usage

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from societas.llm.base import ChatModel, ChatRequest, ModelError, TransientModelError
-from societas.llm.openai_backend import OpenAIChatModel, parse_retry_after
+from societas.llm.openai_backend import OpenAIChatModel, cached_tokens, parse_retry_after
 from societas.llm.specs import ModelOptions, ModelSpec, make_model
 from societas.llm.testing import FakeOpenAIServer, FaultConfig
 from societas.types import ActionSpec
@@ -199,3 +199,21 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after({"retry-after": "soon"}) is None
     date = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 20 < parse_retry_after({"retry-after": date}) <= 31
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_engine_cached_tokens_are_read(serve: Serve, client_for: ClientFor, transport: str) -> None:
+    srv = serve("first", prefix_cache=True)
+    model = client_for(srv, "tiny", transport=transport)
+    system = {"role": "system", "content": "The rules of the game, the same in every call. " * 8}
+    first = await model.complete(ChatRequest(messages=(system, {"role": "user", "content": "Round 1?"})))
+    second = await model.complete(ChatRequest(messages=(system, {"role": "user", "content": "Round 2?"})))
+    assert first.cached_tokens == 0
+    assert 0 < second.cached_tokens < second.prompt_tokens
+
+
+def test_cached_tokens_from_each_dialect() -> None:
+    assert cached_tokens({"usage": {"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 4}}}) == 4
+    assert cached_tokens({"usage": {"prompt_tokens": 9}, "timings": {"cache_n": 7, "prompt_n": 2}}) == 7
+    assert cached_tokens({"usage": {"prompt_tokens": 9, "prompt_tokens_details": None}}) == 0
+    assert cached_tokens({}) == 0
