@@ -3,7 +3,7 @@
 Scripted strategies come in families, one module each: index-based strategies
 for 2x2 games (`scripted.py`), and parameterised families listed in
 `_FAMILIES` (donor game, feedback loop, theory-of-mind gridworld, partner
-adaptation). A name is looked up in each family in turn.
+adaptation, commons). A name is looked up in each family in turn.
 Plug-ins add strategies and whole policy kinds ("KIND:NAME") through
 `registry.py`; they are looked up only when a name is not built in.
 """
@@ -37,6 +37,7 @@ _FAMILIES = (
     ("societas.agents.belief", "BELIEF_STRATEGIES", "BeliefAgent", "describe_belief_strategies"),
     ("societas.agents.tom", "TOM_STRATEGIES", "TomAgent", "describe_tom_strategies"),
     ("societas.agents.partners", "PARTNER_STRATEGIES", "PartnerAgent", "describe_partner_strategies"),
+    ("societas.agents.commons", "COMMONS_STRATEGIES", "CommonsAgent", "describe_commons_strategies"),
 )
 
 

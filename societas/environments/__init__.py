@@ -39,6 +39,8 @@ register("feedback-loop", "societas.environments.feedback_loop:FeedbackLoop",
          description="Humans and an AI that learns from them: belief diversity and lock-in (Qiu et al. 2025).")
 register("partner-adaptation", "societas.environments.partner_adaptation:PartnerAdaptation",
          description="Repeated RPS / PD against an in-env partner policy: literal vs functional theory of mind.")
+register("commons", "societas.environments.commons:Commons",
+         description="A shared stock harvested monthly, with an optional town hall (GovSim, Piatti et al. 2024).")
 register("tom-gridworld", "societas.environments.tom_gridworld:TomGridworld",
          description="A partially observing actor in a gridworld with a belief oracle and false-belief swaps (ToMnet).")
 register("tom-observer", "societas.environments.tom_gridworld:TomObserver",

@@ -21,6 +21,8 @@ from societas.runners.run import run_experiment
 
 # Long studies are cut to a few rounds / generations: the layout does not change with length.
 _SHORTEN = {"rounds": 4, "generations": 2}
+# fake:first asks for half the stock each, which ends a commons in month 1; with no collapse level it goes on.
+_KEEP_GOING = {"commons": {"collapse": 0}}
 
 
 def _lm_studies() -> list[str]:
@@ -32,6 +34,7 @@ def _short(name: str, out: Path) -> ExperimentConfig:
     cfg = load_config(name, model="fake:first", output_dir=str(out))
     params = {k: min(v, _SHORTEN[k]) if k in _SHORTEN and isinstance(v, int) else v
               for k, v in cfg.environment.params.items()}
+    params.update(_KEEP_GOING.get(cfg.environment.id, {}))
     society = cfg.society
     if getattr(society, "generations", None):
         society = society.model_copy(update={"generations": min(society.generations, _SHORTEN["generations"])})
