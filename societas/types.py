@@ -21,6 +21,25 @@ FALLBACK_LIMIT = 0.20
 decisions, findings about that agent are not interpretable; the run summary and every analysis say so."""
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+# Reasoning models write their thinking first; an unclosed block (cut off by max_tokens, or a
+# template that opened it in the prompt) runs to its closing tag or is all thinking.
+_THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """A reply's visible answer and its ``<think>`` reasoning, the answer without the blocks.
+
+    A reply that starts inside a block (the chat template opened ``<think>`` in the prompt, so
+    only ``</think>`` appears) counts everything before the first closing tag as reasoning.
+    """
+    if "</think>" in text and "<think>" not in text.split("</think>", 1)[0]:
+        head, text = text.split("</think>", 1)
+        reasoning = [head.strip()]
+    else:
+        reasoning = []
+    reasoning += [m.group()[len("<think>"):].removesuffix("</think>").strip() for m in _THINK.finditer(text)]
+    answer = _THINK.sub("", text)
+    return answer.strip(), "\n\n".join(r for r in reasoning if r)
 
 
 class InvalidAction(ValueError):
@@ -102,6 +121,8 @@ class ActionSpec:
                    default=minimum if default is None else default, **kw)
 
     def _answer_text(self, text: str) -> str:
+        if "think>" in text:
+            text = split_reasoning(text)[0]
         if self.answer_marker is not None:
             idx = text.rfind(self.answer_marker)
             if idx < 0:
