@@ -460,3 +460,32 @@ def save(fig: Figure, path_stem: str | Path) -> list[Path]:
         for p in paths:
             fig.savefig(p)
     return paths
+
+
+def stock_over_months(table: pd.DataFrame, collapse: float | None = None, title: str = "Stock over months") -> Figure:
+    """One line per run of the commons: the stock at the start of each month, and what the last harvest left.
+
+    Runs are coloured by their members (policies); a dotted line marks the collapse level.
+    """
+    with plot_style():
+        fig = _figure()
+        ax = fig.add_subplot()
+        groups = sorted(table["members"].unique()) if not table.empty else []
+        colour = {g: _style(i) for i, g in enumerate(groups)}
+        labelled: set[str] = set()
+        for (_, _), run in table.groupby(["phase", "episode"], sort=True):
+            members = run["members"].iloc[0]
+            label = None if members in labelled else " + ".join(_short_policy(m) for m in members.split(" + "))
+            labelled.add(members)
+            ax.plot(run["month"], run["stock"], marker="o", markersize=3, alpha=0.8, label=label, **colour[members])
+        if collapse is not None:
+            ax.axhline(collapse, color="#555555", linestyle=":", linewidth=1.0)
+        handles, _ = ax.get_legend_handles_labels()
+        if handles:
+            _legend(ax, len(handles), title="members")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("month")
+        ax.set_ylabel("stock")
+        ax.set_ylim(bottom=0)
+        ax.set_title(title)
+    return fig

@@ -163,7 +163,8 @@ def _kind(run: Run) -> str:
     envs = set(run.events["env"].dropna())
     if "donor-game" in envs:
         return "donor"
-    for env, kind in (("feedback-loop", "lockin"), ("tom-observer", "tom"), ("partner-adaptation", "partner")):
+    for env, kind in (("feedback-loop", "lockin"), ("tom-observer", "tom"), ("partner-adaptation", "partner"),
+                      ("commons", "commons")):
         if env in envs:
             return kind
     if envs == {"repeated-matrix-game"}:
@@ -463,9 +464,19 @@ def _partner_figures(run: Run, view: SectionView) -> str:
     return out
 
 
+def _commons_figures(run: Run, view: SectionView) -> str:
+    stock, rows = view.data.get("stock"), view.data.get("harvests")
+    if stock is None or stock.empty:
+        return ""
+    collapse = float(rows["collapse"].iloc[0]) if rows is not None and not rows.empty else None
+    return _figure(plots.stock_over_months(stock, collapse=collapse),
+                   "The stock at the start of each month in every run (the last point: what the final harvest "
+                   "left), coloured by the members' policies; dotted: the collapse level.", "stock over months")
+
+
 FIGURES: dict[str, Callable[[Run, SectionView], str]] = {
     "agents": _matrix_figures, "generations": _donor_figures, "lockin": _lockin_figures, "tom": _tom_figures,
-    "partner": _partner_figures,
+    "partner": _partner_figures, "commons": _commons_figures,
 }
 """The report's figures per section key (a study registering a section may add its own)."""
 

@@ -1,5 +1,6 @@
-"""Emergent-norm measures from events frames: conventions in naming games."""
+"""Emergent-norm measures from events frames: conventions in naming games, and commons kept or ruined."""
 
+from societas.analysis.norms.commons import commons_runs, commons_summary, harvests, stock_table
 from societas.analysis.norms.naming import (
     adoption,
     convention_share,
@@ -13,9 +14,13 @@ from societas.analysis.norms.naming import (
 
 __all__ = [
     "adoption",
+    "commons_runs",
+    "commons_summary",
     "convention_share",
     "critical_minority",
+    "harvests",
     "interactions",
+    "stock_table",
     "success_rate",
     "time_to_consensus",
     "winner_distribution",

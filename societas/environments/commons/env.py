@@ -154,7 +154,9 @@ class Commons(GameEnv):
             record = {"phase": "harvest", "month": self.month, "scenario": self.scenario.key, "stock": before,
                       "requested": demands[i], "caught": got[i], "remaining": remaining,
                       "next_stock": self.stock, "threshold": share, "collapsed": self.collapsed,
-                      "agreed_limit": self.agreed_limit, "newcomer": self._is_newcomer(i)}
+                      "agreed_limit": self.agreed_limit, "newcomer": self._is_newcomer(i),
+                      "months": self.months, "collapse": self.collapse, "discussion": self.discussion,
+                      "universalization": self.universalization}
             infos[a] = {"action": str(demands[i]), "record": record}
         rewards = {a: float(g) for a, g in zip(self.agents, got, strict=True)}
         if last:
