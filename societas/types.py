@@ -285,6 +285,8 @@ class LLMCall:
     attempt: int
     purpose: str = "action"
     cached_tokens: int = 0
+    # The model's thinking: a reasoning parser's field, else the reply's <think> blocks.
+    reasoning: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

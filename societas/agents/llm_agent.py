@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from societas.llm.base import ChatModel, ChatRequest
-from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation
+from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation, split_reasoning
 
 RETRY_PROMPT = "Your answer could not be used: {error} Please answer the question again."
 
@@ -177,6 +177,7 @@ class LLMAgent:
                 reply=result.text, error=error, latency_s=result.latency_s,
                 prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                 cache_hit=result.cache_hit, attempt=attempt, purpose=purpose, cached_tokens=result.cached_tokens,
+                reasoning=result.reasoning or (split_reasoning(result.text)[1] if "think>" in result.text else ""),
             ))
             if error is None:
                 return _Answer(value, True, attempt, result.text)

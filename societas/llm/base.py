@@ -92,6 +92,8 @@ class ChatResult:
     cache_hit: bool = False
     # Prompt tokens the engine served from its prefix cache, as it reported them (0 when it did not).
     cached_tokens: int = 0
+    # A reasoning parser's separate thinking (vLLM's `reasoning_content`); "" when none came apart.
+    reasoning: str = ""
     attempts: int = 1
     errors: tuple[str, ...] = ()
 

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS responses (
     model TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    reasoning TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID
 """
 
@@ -47,6 +48,9 @@ class ResponseCache:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(responses)")}
+            if "reasoning" not in columns:  # a cache written before reasoning was kept
+                self._conn.execute("ALTER TABLE responses ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''")
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise sqlite3.DatabaseError(f"response cache {self.path}: {exc}") from exc
@@ -58,24 +62,25 @@ class ResponseCache:
         """The stored reply for `key` as a cache hit, or None."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT text, model, prompt_tokens, completion_tokens FROM responses WHERE key = ?", (key,)
+                "SELECT text, model, prompt_tokens, completion_tokens, reasoning FROM responses WHERE key = ?", (key,)
             ).fetchone()
         if row is None:
             return None
-        text, model, prompt_tokens, completion_tokens = row
+        text, model, prompt_tokens, completion_tokens, reasoning = row
         return ChatResult(
             text=text, model=model, prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens, latency_s=0.0, cache_hit=True,
+            completion_tokens=completion_tokens, latency_s=0.0, cache_hit=True, reasoning=reasoning,
         )
 
     def put(self, key: str, result: ChatResult) -> None:
         """Store a reply unless one is already stored for `key` (another process may have won)."""
         with self._lock:
             self._conn.execute(
-                "INSERT OR IGNORE INTO responses (key, text, model, prompt_tokens, completion_tokens, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO responses"
+                " (key, text, model, prompt_tokens, completion_tokens, created, reasoning)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, result.text, result.model, int(result.prompt_tokens),
-                 int(result.completion_tokens), time.time()),
+                 int(result.completion_tokens), time.time(), result.reasoning),
             )
 
     def __len__(self) -> int:

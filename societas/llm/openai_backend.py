@@ -416,4 +416,5 @@ class OpenAIChatModel:
             completion_tokens=usage.get("completion_tokens") or 0,
             latency_s=latency,
             cached_tokens=cached_tokens(data),
+            reasoning=str(message.get("reasoning_content") or message.get("reasoning") or ""),
         )

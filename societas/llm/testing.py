@@ -243,7 +243,19 @@ class FakeOpenAIServer:
     `prefix_cache` makes it report `usage.prompt_tokens_details.cached_tokens` as
     an engine's prefix cache would, at whole-message granularity: the tokens of
     the longest run of leading messages it has been sent before.
+    `reasoning` makes it reply as a reasoning model does: "think" puts a
+    ``<think>...</think>`` block before the content, "field" returns the thinking
+    in a separate ``reasoning_content`` field as vLLM's reasoning parsers do.
     """
+
+    THINKING = "Weighing the options against what the others did."
+
+    def _message(self, text: str) -> dict[str, Any]:
+        if self._reasoning == "think":
+            return {"role": "assistant", "content": f"<think>{self.THINKING}</think>\n{text}"}
+        if self._reasoning == "field":
+            return {"role": "assistant", "content": text, "reasoning_content": self.THINKING}
+        return {"role": "assistant", "content": text}
 
     def __init__(
         self,
@@ -258,7 +270,11 @@ class FakeOpenAIServer:
         port: int = 0,
         host: str = "127.0.0.1",
         prefix_cache: bool = False,
+        reasoning: str | None = None,
     ) -> None:
+        if reasoning not in (None, "think", "field"):
+            raise ValueError(f"reasoning must be None, 'think' or 'field'; got {reasoning!r}")
+        self._reasoning = reasoning
         self.responder: Responder = get_responder(responder) if isinstance(responder, str) else responder
         if not callable(latency) and latency < 0:
             raise ValueError(f"FakeOpenAIServer latency must be >= 0 seconds, got {latency}")
@@ -550,7 +566,7 @@ class FakeOpenAIServer:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text},
+                    "message": self._message(text),
                     "finish_reason": "stop",
                     "logprobs": None,
                 }

@@ -90,7 +90,7 @@ _EVENT_ROW = ("game", "round", "seat", "agent", "partner", "policy", "policy_kin
               "option", "cooperated", "prediction", "prediction_valid", "valid", "retries", "reward",
               "cumulative_reward", "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "info")
 _CALL_ROW = ("round", "seat", "agent", "purpose", "attempt", "model", "messages", "params", "reply", "error",
-             "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "cached_tokens")
+             "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "cached_tokens", "reasoning")
 
 
 def _columns(names: tuple[str, ...], constants: dict[str, Any], row_names: tuple[str, ...],
@@ -206,7 +206,7 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
                 call_rows.append((
                     o.round, seat_index, name, c.purpose, c.attempt, c.model, encode_messages(c.messages),
                     hit[1], c.reply, c.error, c.latency_s, c.prompt_tokens, c.completion_tokens, c.cache_hit,
-                    c.cached_tokens,
+                    c.cached_tokens, c.reasoning,
                 ))
     summary = env.episode_summary() if hasattr(env, "episode_summary") else {}
     env.close()

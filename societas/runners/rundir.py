@@ -83,6 +83,7 @@ LLM_CALL_SCHEMA = pa.schema([
     ("completion_tokens", pa.int32()),
     ("cache_hit", pa.bool_()),
     ("cached_tokens", pa.int32()),
+    ("reasoning", pa.string()),
 ])
 
 EPISODE_SCHEMA = pa.schema([
