@@ -194,7 +194,9 @@ class LLMConfig(_Strict):
     backoff_max_s: float = Field(default=30.0, ge=0)
     breaker_failures: int = Field(default=8, ge=1)
     breaker_window_s: float = Field(default=15.0, ge=0)
-    max_in_flight: int = Field(default=64, ge=1)
+    max_in_flight: int = Field(default=512, ge=1)
+    min_in_flight: int = Field(default=4, ge=1)
+    adaptive_in_flight: bool = True
     structured_outputs: Literal["auto", "vllm", "json_schema", "llamacpp", "none"] = "auto"
     transport: Literal["aiohttp", "httpx", "direct"] = "direct"
     cache: bool | str = True
@@ -205,7 +207,8 @@ class LLMConfig(_Strict):
 class RunnerConfig(_Strict):
     """Where episodes run: `local` (one asyncio loop) or `ray` (`shards` actors on this machine or a cluster).
 
-    `max_concurrent_episodes` bounds the episodes in flight (per shard on Ray).
+    `max_concurrent_episodes` bounds the episodes in flight (per shard on Ray); unset, they
+    follow the endpoints' adapted in-flight limits (256 where no endpoint limits them).
     `address` names a running Ray cluster (`auto`, or HOST:PORT of `ray start
     --head`); without it the Ray runner starts Ray on this machine. The runner
     never changes the events: any kind, any number of shards, same rows.
@@ -214,7 +217,7 @@ class RunnerConfig(_Strict):
     kind: Literal["local", "ray"] = "local"
     address: str | None = None
     shards: int = Field(default=1, ge=1)
-    max_concurrent_episodes: int = Field(default=256, ge=1)
+    max_concurrent_episodes: int | None = Field(default=None, ge=1)
     flush_every_s: float = Field(default=2.0, gt=0)
     flush_every_rows: int = Field(default=50_000, ge=1)
 

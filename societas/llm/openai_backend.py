@@ -33,6 +33,7 @@ import openai
 
 from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientModelError
 from societas.llm.constraints import ConstraintMode, answer_lead, reply_text, request_body_extras
+from societas.llm.limiter import AdaptiveGate, AdaptiveLimit
 from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner
 from societas.llm.specs import ModelOptions, ModelSpec
 
@@ -44,9 +45,9 @@ _ERROR_CHARS = 300
 _VALIDATION = re.compile(r"validation error|Input should be")
 _SECRET = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-*.]{4,}")
 
-# Per event loop: one semaphore per base URL, and the structured-output dialect
+# Per event loop: one in-flight gate per base URL, and the structured-output dialect
 # detected for it. Keyed weakly by loop so finished loops take theirs along.
-_SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AdaptiveGate]] = (
     weakref.WeakKeyDictionary()
 )
 _DETECTED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ConstraintMode]] = (
@@ -57,17 +58,28 @@ _DETECT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, as
 )
 
 
-def endpoint_semaphore(base_url: str, max_in_flight: int) -> asyncio.Semaphore:
+def endpoint_gate(base_url: str, max_in_flight: int, *, min_in_flight: int = 1,
+                  adaptive: bool = True) -> AdaptiveGate:
     """The in-flight limit shared by every model on `base_url` in this event loop.
 
-    The first model to ask for an endpoint's semaphore fixes its size.
+    The first model to ask for an endpoint's gate fixes its bounds.
     """
     loop = asyncio.get_running_loop()
-    per_loop = _SEMAPHORES.setdefault(loop, {})
-    sem = per_loop.get(base_url)
-    if sem is None:
-        sem = per_loop[base_url] = asyncio.Semaphore(max_in_flight)
-    return sem
+    per_loop = _GATES.setdefault(loop, {})
+    gate = per_loop.get(base_url)
+    if gate is None:
+        lo = min(min_in_flight, max_in_flight)
+        gate = per_loop[base_url] = AdaptiveGate(AdaptiveLimit(minimum=lo, maximum=max_in_flight,
+                                                               adaptive=adaptive))
+    return gate
+
+
+def in_flight_capacity() -> int | None:
+    """The requests the endpoints of this event loop take at once now (None: none asked yet)."""
+    per_loop = _GATES.get(asyncio.get_running_loop())
+    if not per_loop:
+        return None
+    return sum(g.limit.limit for g in per_loop.values())
 
 
 def is_openai_url(base_url: str) -> bool:
@@ -384,7 +396,13 @@ class OpenAIChatModel:
         in_flight = self.options.max_in_flight
         if mode == "llamacpp":
             in_flight = min(in_flight, LLAMACPP_IN_FLIGHT)
-        async with endpoint_semaphore(self.base_url, in_flight):
+        opts = self.options
+        gate = endpoint_gate(self.base_url, in_flight, min_in_flight=opts.min_in_flight,
+                             adaptive=opts.adaptive_in_flight)
+        await gate.acquire()
+        latency: float | None = None
+        overloaded = False
+        try:
             t0 = time.perf_counter()
             if client is None:
                 data = await self._post_direct(body)
@@ -395,6 +413,11 @@ class OpenAIChatModel:
                 except Exception as exc:
                     raise self._map_error(exc) from None
             latency = time.perf_counter() - t0
+        except TransientModelError:
+            overloaded = True  # 429, 5xx, timeout: the endpoint has more than it can take
+            raise
+        finally:
+            gate.release(latency, overloaded=overloaded)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             # The SDK hands back raw text when the reply is not labelled JSON.
             raise TransientModelError(f"reply from {self.name} is not a chat completion")

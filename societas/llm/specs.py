@@ -42,7 +42,9 @@ class ModelOptions:
     """How to reach and treat a model; the `llm:` section of a config.
 
     `max_in_flight` bounds concurrent requests per endpoint (base URL), shared
-    by every agent using it. `structured_outputs` picks how action specs become
+    by every agent using it; between `min_in_flight` and it the limit adapts to
+    what the endpoint sustains (societas.llm.limiter), unless `adaptive_in_flight`
+    is false, which fixes it at `max_in_flight`. `structured_outputs` picks how action specs become
     output constraints: `auto` asks the endpoint what it is (vLLM lists its
     models as owned by "vllm"; llama.cpp by "llamacpp" or "me"), `vllm` sends
     `structured_outputs` in the body, `json_schema` sends `response_format`,
@@ -61,7 +63,9 @@ class ModelOptions:
     backoff_max_s: float = 30.0
     breaker_failures: int = 8
     breaker_window_s: float = 15.0
-    max_in_flight: int = 64
+    max_in_flight: int = 512
+    min_in_flight: int = 4
+    adaptive_in_flight: bool = True
     structured_outputs: StructuredOutputs = "auto"
     transport: Literal["aiohttp", "httpx", "direct"] = "direct"
     cache_path: Path | None = None

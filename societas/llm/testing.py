@@ -246,6 +246,9 @@ class FakeOpenAIServer:
     `reasoning` makes it reply as a reasoning model does: "think" puts a
     ``<think>...</think>`` block before the content, "field" returns the thinking
     in a separate ``reasoning_content`` field as vLLM's reasoning parsers do.
+    `capacity` serves at most that many chat requests at once and queues the rest,
+    as an engine with that many slots does: past that knee latency rises with
+    concurrency and throughput stops growing.
     """
 
     THINKING = "Weighing the options against what the others did."
@@ -271,6 +274,7 @@ class FakeOpenAIServer:
         host: str = "127.0.0.1",
         prefix_cache: bool = False,
         reasoning: str | None = None,
+        capacity: int | None = None,
     ) -> None:
         if reasoning not in (None, "think", "field"):
             raise ValueError(f"reasoning must be None, 'think' or 'field'; got {reasoning!r}")
@@ -279,6 +283,8 @@ class FakeOpenAIServer:
         if not callable(latency) and latency < 0:
             raise ValueError(f"FakeOpenAIServer latency must be >= 0 seconds, got {latency}")
         self.latency = latency
+        self.capacity = capacity
+        self._slots: asyncio.Semaphore | None = None
         self.faults = faults or FaultConfig()
         self.owned_by = owned_by
         self.model_names = tuple(model_names)
@@ -507,7 +513,12 @@ class FakeOpenAIServer:
 
         chat, wrapped = _read_body(body)
         delay = self.latency(chat) if callable(self.latency) else self.latency
-        if delay > 0:
+        if self.capacity is not None:
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.capacity)
+            async with self._slots:
+                await asyncio.sleep(delay)
+        elif delay > 0:
             await asyncio.sleep(delay)
         if fault == "off_format":
             stats.by_kind["off_format"] += 1

@@ -2,7 +2,8 @@
 
 Within an episode, agents that act in the same step are asked together
 (`asyncio.gather`), so their model calls overlap; across episodes, a fixed pool
-of workers keeps at most `max_concurrent_episodes` in flight. Every random draw
+of episodes in flight follows the endpoints' adapted in-flight limits, or
+`max_concurrent_episodes` where that is set. Every random draw
 comes from generators seeded by the run seed and what the episode is (its
 `world`: game, variant, repetition) with the seat and its member, never from
 the episode's position or the scheduling order, so the events depend neither on
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,7 @@ from societas.agents.llm_agent import LLMAgentOptions
 from societas.config import LLMConfig
 from societas.environments import make as make_env
 from societas.llm.base import ChatModel
+from societas.llm.openai_backend import in_flight_capacity
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA
 from societas.societies.society import EpisodeSpec, Seat, identity_hash
 from societas.types import Action, Observation
@@ -251,27 +254,71 @@ async def _act_together(agents: list[Agent], observations: list[Observation]) ->
         raise
 
 
+# Episodes in flight before any endpoint has a limit, and when no endpoint limits them (scripted agents).
+EPISODES_UNLIMITED = 256
+_RECHECK_S = 0.05  # how often a growing in-flight limit may admit more episodes between finishes
+
+
+def episode_cap(max_concurrent: int | None) -> int:
+    """Episodes to keep in flight: `max_concurrent` when set, else twice what the endpoints take at once.
+
+    Following the endpoints' adapted limits keeps them fed without cutting a population's
+    round into waves: an episode waiting for a slot costs little, a slot waiting for an
+    episode costs a round trip.
+    """
+    if max_concurrent is not None:
+        return max_concurrent
+    capacity = in_flight_capacity()
+    return EPISODES_UNLIMITED if capacity is None else max(EPISODES_UNLIMITED, 2 * capacity)
+
+
 async def run_episodes(
     episodes: Iterable[EpisodeSpec],
     ctx: RunContext,
     *,
-    max_concurrent: int,
+    max_concurrent: int | None,
     on_done: Callable[[EpisodeOutput], None],
 ) -> None:
-    """Play episodes with at most `max_concurrent` in flight; report each as it finishes."""
+    """Play episodes, at most `episode_cap(max_concurrent)` in flight; report each as it finishes."""
     queue = iter(episodes)
+    exhausted = False
+    pending: set[asyncio.Task[EpisodeOutput]] = set()
+    finished: deque[asyncio.Task[EpisodeOutput]] = deque()
+    wake = asyncio.Event()
+    loop = asyncio.get_running_loop()
 
-    async def worker() -> None:
-        for spec in queue:
-            on_done(await play_episode(spec, ctx))
+    def _finished(t: asyncio.Task[EpisodeOutput]) -> None:
+        finished.append(t)
+        wake.set()
 
-    workers = [asyncio.create_task(worker()) for _ in range(max_concurrent)]
     try:
-        await asyncio.gather(*workers)
+        while True:
+            cap = episode_cap(max_concurrent)
+            while not exhausted and len(pending) < cap:
+                spec = next(queue, None)
+                if spec is None:
+                    exhausted = True
+                    break
+                task = asyncio.create_task(play_episode(spec, ctx))
+                task.add_done_callback(_finished)
+                pending.add(task)
+            if not pending:
+                return
+            if not finished:
+                wake.clear()
+                # A fixed cap changes only when an episode finishes; an adapted one may grow meanwhile.
+                recheck = None if exhausted or max_concurrent is not None else loop.call_later(_RECHECK_S, wake.set)
+                await wake.wait()
+                if recheck is not None:
+                    recheck.cancel()
+            while finished:
+                t = finished.popleft()
+                pending.discard(t)
+                on_done(t.result())
     except BaseException:
-        for w in workers:
-            w.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         raise
 
 

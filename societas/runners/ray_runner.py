@@ -30,7 +30,7 @@ from typing import Any
 
 from societas.config import LLMConfig, RunnerConfig
 from societas.llm.specs import ModelOptions, make_model
-from societas.runners.local import EpisodeOutput, RunContext, run_episodes
+from societas.runners.local import EPISODES_UNLIMITED, EpisodeOutput, RunContext, run_episodes
 from societas.societies.society import EpisodeSpec
 
 # Batches per shard a phase is cut into (at least), so a slow shard holds little of it.
@@ -305,7 +305,7 @@ class RayShards:
         if not episodes:
             return
         await self._start()
-        cap = self.runner.max_concurrent_episodes
+        cap = self.runner.max_concurrent_episodes or EPISODES_UNLIMITED
         size = max(1, min(math.ceil(cap / 2), math.ceil(len(episodes) / (BATCHES_PER_SHARD * len(self._slots)))))
         queue = deque(_Batch(list(episodes[i:i + size])) for i in range(0, len(episodes), size))
         wanted = {e.key for e in episodes}

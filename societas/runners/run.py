@@ -94,6 +94,7 @@ def model_options(config: ExperimentConfig, spec: str) -> ModelOptions:
         timeout_s=llm.timeout_s, max_retries=llm.max_retries, backoff_base_s=llm.backoff_base_s,
         backoff_max_s=llm.backoff_max_s, breaker_failures=llm.breaker_failures,
         breaker_window_s=llm.breaker_window_s, max_in_flight=llm.max_in_flight,
+        min_in_flight=llm.min_in_flight, adaptive_in_flight=llm.adaptive_in_flight,
         structured_outputs=llm.structured_outputs, transport=llm.transport, cache_path=cache,
         send_seed=llm.send_seed, servers=_server_options(config),
     )

@@ -13,7 +13,7 @@ from societas.config import load_config
 def test_runner_config_and_cli_options(tmp_path: Path) -> None:
     cfg = load_config("pd_tournament", runner={"kind": "ray", "shards": 3, "address": "10.0.0.5:6379"})
     assert (cfg.runner.kind, cfg.runner.shards, cfg.runner.address) == ("ray", 3, "10.0.0.5:6379")
-    assert cfg.runner.max_concurrent_episodes == 256  # the other runner keys stay
+    assert cfg.runner.max_concurrent_episodes is None  # the other runner keys stay (unset: follow the endpoints)
     cli = CliRunner()
     for args, field in ((["--shards", "0"], "runner.shards"), (["--address", "no-port"], "runner.address"),
                         (["--runner", "spark"], "runner.kind"),
