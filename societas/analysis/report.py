@@ -36,12 +36,18 @@ from societas.analysis.donor import generation_table, strategy_shares
 from societas.analysis.load import Run, load_run
 from societas.analysis.reliability import call_errors, reliability_table
 from societas.analysis.sections import SectionView, fmt, section_for
+from societas.analysis.transcript import invalid_decisions, sample_episodes, transcript
+from societas.analysis.transcript_html import TRANSCRIPT_CSS, transcript_html
 
 MAX_TABLE_ROWS = 40
 """Longer tables are cut to their first rows (with a note): a report is read, not searched."""
 MAX_AGENT_ROWS = 20
 """Runs with more agents (evolving populations) get model and reliability tables per policy, not per agent."""
 MAX_AGENT_PANELS = 16
+TRANSCRIPT_EPISODES = 2
+"""Episodes per model-driven agent whose transcripts the report shows (a deterministic sample)."""
+MAX_TRANSCRIPT_AGENTS = 12
+"""Runs with more model-driven agents show the sample of the first ones (by name) and say so."""
 """Up to this many agents get one cooperation panel each; more are grouped by policy kind."""
 
 CSS = """
@@ -76,6 +82,7 @@ table.data tbody tr:hover { background: #eef4fb; }
 figure { margin: 14px 0 22px; }
 figure img { display: block; max-width: 100%; height: auto; }
 nav ul { margin: 4px 0; padding-left: 20px; }
+""" + TRANSCRIPT_CSS + """
 @media print { main { max-width: none; padding: 0; } h2 { break-before: auto; } figure, table { break-inside: avoid; }
                details { display: block; } }
 """
@@ -326,6 +333,53 @@ def _reliability(run: Run) -> str:
     return out
 
 
+def _transcripts(run: Run) -> str:
+    """A sample of each model-driven agent's episodes, word for word, and every decision whose reply failed."""
+    if run.llm_calls.empty:
+        return "<p>No model calls: every decision came from a scripted or replayed policy.</p>"
+    sample = sample_episodes(run, per_agent=TRANSCRIPT_EPISODES)
+    bad = invalid_decisions(run)
+    out = [f"<p>What the models were asked and what they answered, for {TRANSCRIPT_EPISODES} episodes of each "
+           "model-driven agent (chosen by a hash of agent and episode, so the same run shows the same episodes; "
+           "an agent that ever fell back shows its first such episode). Replies that did not parse are red, "
+           "decisions that fell back to the environment's default are marked <span class='tag fallback'>"
+           "fallback</span>. Every episode: <code>societas view</code> on the runs folder, or "
+           "<code>societas.analysis.transcript.transcript(run, episode=..., agent=...)</code>.</p>"]
+    if len(bad):
+        fell = int(bad["fallback"].sum())
+        per_agent = bad.groupby("agent", sort=True).agg(
+            decisions=("errors", "size"), fallbacks=("fallback", "sum"), unusable_replies=("errors", "sum"),
+            first_episode=("episode", "first"), error=("first_error", lambda e: e.value_counts().index[0]),
+        ).reset_index()
+        out.append(f"<h3>Decisions with unusable replies</h3><p>{len(bad):,} decisions had at least one reply "
+                   f"that did not parse; {fell:,} of them fell back to the environment's default.</p>")
+        out.append(_table(per_agent, formats={c: _int for c in ("decisions", "fallbacks", "unusable_replies",
+                                                                 "first_episode")},
+                          columns={"unusable_replies": "unusable replies", "first_episode": "first in episode",
+                                   "error": "most frequent error"}, what="agents"))
+        listed = bad[["agent", "phase", "episode", "round", "seat", "errors", "action", "fallback", "first_error"]]
+        out.append("<details><summary>Each such decision</summary>" + _table(
+            listed.rename(columns={"first_error": "first error", "errors": "unusable replies"}), lead=1,
+            formats={"unusable replies": _int, "fallback": lambda x: "yes" if x else "no"}, what="decisions")
+            + "</details>")
+    else:
+        out.append("<p>Every reply parsed on the first attempt.</p>")
+    agents = sorted(sample)
+    if len(agents) > MAX_TRANSCRIPT_AGENTS:
+        out.append(f"<p class='note'>{len(agents):,} model-driven agents; the sample of the first "
+                   f"{MAX_TRANSCRIPT_AGENTS} by name is shown.</p>")
+        agents = agents[:MAX_TRANSCRIPT_AGENTS]
+    for agent in agents:
+        keys = sample[agent]
+        frames = [transcript(run, episode=e, phase=p, agent=agent) for p, e in keys]
+        frame = pd.concat(frames, ignore_index=True)
+        n_bad = int(frame.drop_duplicates(["phase", "episode", "round", "seat"])["fallback"].sum())
+        label = ", ".join(f"phase {p} episode {e}" for p, e in keys)
+        flag = f" · <span class='tag fallback'>{n_bad} fallback</span>" if n_bad else ""
+        out.append(f"<details><summary>{_e(agent)}: {_e(label)}{flag}</summary>{transcript_html(frame)}</details>")
+    return "".join(out)
+
+
 def _view_html(view: SectionView) -> str:
     """A study section's tables as the command line prints them: same columns, labels, formats and caveats."""
     out = f"<p>{_e(view.intro)}</p>" if view.intro else ""
@@ -490,11 +544,12 @@ def _run_sections(run: Run, prefix: str) -> list[_Section]:
     section = section_for(run)
     if section is None:
         sections.append(_Section(f"{prefix}results", "Results", "<p>No events on disk yet.</p>"))
-        return sections
-    view = section.build(run)
-    figures = FIGURES.get(view.key)
-    body = _view_html(view) + (figures(run, view) if figures is not None else "")
-    sections.append(_Section(f"{prefix}{view.key}", view.title, body))
+    else:
+        view = section.build(run)
+        figures = FIGURES.get(view.key)
+        body = _view_html(view) + (figures(run, view) if figures is not None else "")
+        sections.append(_Section(f"{prefix}{view.key}", view.title, body))
+    sections.append(_Section(f"{prefix}transcripts", "Transcripts", _transcripts(run)))
     return sections
 
 
