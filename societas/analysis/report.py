@@ -343,7 +343,7 @@ def _transcripts(run: Run) -> str:
            "model-driven agent (chosen by a hash of agent and episode, so the same run shows the same episodes; "
            "an agent that ever fell back shows its first such episode). Replies that did not parse are red, "
            "decisions that fell back to the environment's default are marked <span class='tag fallback'>"
-           "fallback</span>. Every episode: <code>societas view</code> on the runs folder, or "
+           "fallback</span>. Every episode, from Python: "
            "<code>societas.analysis.transcript.transcript(run, episode=..., agent=...)</code>.</p>"]
     if len(bad):
         fell = int(bad["fallback"].sum())
