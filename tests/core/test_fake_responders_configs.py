@@ -12,56 +12,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from societas.analysis import load_run
-from societas.config import bundled_config, bundled_configs, parse_config
+from societas.config import bundled_config, parse_config
 from societas.runners.run import run_experiment
+from societas.small_form import OFFLINE, llm_configs, small_form
 
 
-def _has_llm(data: dict[str, Any]) -> bool:
-    return any(p.get("policy") == "llm" for p in data.get("population", ()))
-
-
-def _configs() -> list[str]:
-    return [n for n in bundled_configs() if _has_llm(yaml.safe_load(bundled_config(n).read_text()))]
-
-
-def shrink(data: dict[str, Any]) -> dict[str, Any]:
-    """The same study in miniature: 2 variants per axis, a few rounds, agents and generations."""
-    data = json.loads(json.dumps(data))
-    env = data["environment"]
-    params = env.setdefault("params", {})
-    if "rounds" in params:
-        params["rounds"] = min(params["rounds"], 8 if "topics" in params else 4)
-    if "num_humans" in params:
-        params["num_humans"] = 6
-    if "num_agents" in params:
-        params["num_agents"] = 4
-    for axis, values in (env.get("vary") or {}).items():
-        env["vary"][axis] = values[:2]
-    population = []
-    for member in data["population"]:
-        if "count" in member:
-            member["count"] = params.get("num_humans", params.get("num_agents", 2))
-        population.append(member)
-    scripted = [m for m in population if m.get("policy") != "llm"][:2]
-    data["population"] = [m for m in population if m.get("policy") == "llm" or m in scripted]
-    if "repetitions" in (data.get("matchmaking") or {}):
-        data["matchmaking"]["repetitions"] = 1
-    society = data.get("society") or {}
-    if society.get("kind") == "evolution":
-        society.update(generations=2, societies=1)
-    data.pop("sweep", None)
-    return data
-
-
-@pytest.mark.parametrize("name", _configs())
+@pytest.mark.parametrize("name", llm_configs(live_all=True))
 def test_fake_random_answers_every_bundled_config_validly(name: str, tmp_path: Path) -> None:
-    data = shrink(yaml.safe_load(bundled_config(name).read_text()))
+    data = small_form(yaml.safe_load(bundled_config(name).read_text()), OFFLINE)
     cfg = parse_config({**data, "model": "fake:random", "output_dir": str(tmp_path)})
     rd, summary = run_experiment(cfg, progress=False)
     run = load_run(rd.path)
