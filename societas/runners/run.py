@@ -146,17 +146,49 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
     """Play the run in `rd` to its end; a failure of the world becomes RunStopped (one line, resumable)."""
     from societas.runners.ray_runner import RayRunnerError
 
-    try:
-        with rd.lock():
+    with rd.lock():  # another process playing this run: BadInput here, and its checkpoint is left alone
+        try:
             return await _play(config, rd, progress, society, models, close_models=close_models)
-    except RayRunnerError as exc:
-        raise RunStopped(rd.path, str(exc)) from None
-    except ModelError as exc:
-        raise RunStopped(rd.path, f"model endpoint failed: {exc}") from None
-    except OSError as exc:
-        if not _world_write_error(exc):
+        except BaseException as exc:
+            stopped: BaseException | None = None
+            if isinstance(exc, RayRunnerError):
+                stopped = RunStopped(rd.path, str(exc))
+            elif isinstance(exc, ModelError):
+                stopped = RunStopped(rd.path, f"model endpoint failed: {exc}")
+            elif isinstance(exc, OSError) and _world_write_error(exc):
+                stopped = RunStopped(rd.path, f"cannot write the run directory {rd.path}: {exc.strerror or exc}")
+            record_stop(rd, stopped or exc)
+            if stopped is not None:
+                raise stopped from None
             raise
-        raise RunStopped(rd.path, f"cannot write the run directory {rd.path}: {exc.strerror or exc}") from None
+
+
+def record_stop(rd: RunDirectory, exc: BaseException) -> None:
+    """Say in checkpoint.json why the run ended early, so a reader of the directory alone sees the error.
+
+    `status` becomes stopped (the world failed: RunStopped, exit 3), interrupted
+    (Ctrl-C) or failed (anything else: bad input found mid-run, or a bug), and
+    `error` the one-line reason; a resume sets it back to running. Best
+    effort: on a full or read-only disk the write fails and the one-line
+    error on stderr is all there is.
+    """
+    if isinstance(exc, RunStopped):
+        status, error = "stopped", exc.reason
+    elif isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError, RunInterrupted)):
+        status, error = "interrupted", "interrupted"
+    else:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    try:
+        previous = rd.read_json("checkpoint.json") or {}
+    except BadInput:  # a damaged checkpoint is replaced
+        previous = {}
+    previous.pop("error", None)
+    payload = {"run_id": rd.run_id, "episodes_done": 0, "parts": 0, **previous, "status": status,
+               "error": " ".join(error.split()), "updated": time.time()}
+    try:
+        rd.write_json("checkpoint.json", payload)
+    except OSError:
+        pass
 
 
 async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
@@ -172,17 +204,23 @@ async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
     state = {"part": rd.next_part_index(), "episodes": len(done)}
     pending_keys: list[tuple[int, int]] = []
 
+    progress_of = {"phase": 0, "phase_episodes": 0, "phase_done": 0}
+
+    def checkpoint(status: str) -> None:
+        rd.write_json("checkpoint.json", {
+            "run_id": rd.run_id, "status": status, "episodes_done": state["episodes"],
+            "parts": state["part"], "phases": society.num_phases, **progress_of, "updated": time.time(),
+        })
+
     def write() -> None:
         if not len(events):
             return
         rd.write_part(state["part"], events.take(), calls.take() if len(calls) else None, episode_rows.take())
         state["part"] += 1
         state["episodes"] += len(pending_keys)
+        progress_of["phase_done"] += len(pending_keys)
         pending_keys.clear()
-        rd.write_json("checkpoint.json", {
-            "run_id": rd.run_id, "status": "running", "episodes_done": state["episodes"],
-            "parts": state["part"], "updated": time.time(),
-        })
+        checkpoint("running")
 
     flusher = Flusher(write, every_s=config.runner.flush_every_s, every_rows=config.runner.flush_every_rows)
     shards = _ray_shards(config, rd, models) if config.runner.kind == "ray" else None
@@ -190,6 +228,8 @@ async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
         for phase in range(society.num_phases):
             episodes = society.phase(phase)
             todo = [e for e in episodes if e.key not in done]
+            progress_of.update(phase=phase, phase_episodes=len(episodes), phase_done=len(episodes) - len(todo))
+            checkpoint("running")  # a resumed run stops showing its old error at once
             bar = _Progress(len(episodes), len(episodes) - len(todo), progress, f"phase {phase}")
 
             def on_done(out: EpisodeOutput, bar: _Progress = bar) -> None:
@@ -229,9 +269,7 @@ async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
                 await m.aclose()
     summary = summarize(rd, config, society, wall_s=time.time() - started)
     summary["runner"] = shards.stats.as_dict() if shards is not None else {"kind": "local"}
-    rd.write_json("checkpoint.json", {"run_id": rd.run_id, "status": "complete",
-                                      "episodes_done": state["episodes"], "parts": state["part"],
-                                      "updated": time.time()})
+    checkpoint("complete")
     rd.write_json("summary.json", summary)
     return summary
 
