@@ -76,6 +76,7 @@ class AgentConfig(_Strict):
     persona: str | None = None
     social_chain_of_thought: bool = False
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    reasoning: Literal["none", "two_turn"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("policy")
@@ -201,6 +202,10 @@ class LLMConfig(_Strict):
     transport: Literal["aiohttp", "httpx", "direct"] = "direct"
     cache: bool | str = True
     send_seed: bool = False
+    # "two_turn": each decision first asks freely (a reasoning turn), then for the constrained answer.
+    reasoning: Literal["none", "two_turn"] = "none"
+    # The reasoning turn's length (max_tokens is the answer's); None: the engine's default.
+    reasoning_max_tokens: int | None = Field(default=None, ge=1)
     servers: ServersConfig = Field(default_factory=ServersConfig)
 
 

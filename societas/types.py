@@ -123,6 +123,9 @@ class ActionSpec:
     def _answer_text(self, text: str) -> str:
         if "think>" in text:
             text = split_reasoning(text)[0]
+        return self._after_marker(text)
+
+    def _after_marker(self, text: str) -> str:
         if self.answer_marker is not None:
             idx = text.rfind(self.answer_marker)
             if idx < 0:
@@ -132,7 +135,13 @@ class ActionSpec:
 
     def parse(self, text: str) -> Any:
         """Read a model reply into a valid action value, or raise InvalidAction saying why."""
-        raw = self._answer_text(text)
+        return self._parse_raw(self._answer_text(text))
+
+    def parse_answer(self, answer: str) -> Any:
+        """`parse` for a reply's visible answer, its think blocks already split off (`split_reasoning`)."""
+        return self._parse_raw(self._after_marker(answer))
+
+    def _parse_raw(self, raw: str) -> Any:
         if self.kind == "choice":
             return self._parse_choice(raw)
         if self.kind in ("integer", "real"):

@@ -7,7 +7,7 @@ then the persona, then the history and question, byte-identical across calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -15,6 +15,11 @@ from societas.llm.base import ChatModel, ChatRequest
 from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation, split_reasoning
 
 RETRY_PROMPT = "Your answer could not be used: {error} Please answer the question again."
+THINK_PROMPT = "Before you answer, think it through step by step: say what you weigh and which answer you lean to."
+FINAL_PROMPT = "Now give your final answer."
+
+Reasoning = Literal["none", "two_turn"]
+REASONING_MODES: tuple[str, ...] = ("none", "two_turn")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -27,6 +32,9 @@ class LLMAgentOptions:
     max_attempts: int = 3
     social_chain_of_thought: bool = False
     send_seed: bool = False
+    # "two_turn": a free-text turn to reason in (purpose "reasoning"), then the constrained answer.
+    reasoning: Reasoning = "none"
+    reasoning_max_tokens: int | None = None  # the reasoning turn's; `max_tokens` bounds the answer's
 
 
 @dataclass(slots=True)
@@ -57,6 +65,9 @@ class LLMAgent:
         self._client = model
         self._rng = rng
         self.options = options or LLMAgentOptions()
+        if self.options.reasoning not in REASONING_MODES:
+            raise ValueError(f"reasoning must be one of {', '.join(REASONING_MODES)}; got {self.options.reasoning!r}")
+        self._policy_tag = "" if self.options.reasoning == "none" else f"reasoning={self.options.reasoning}"
         self._system_cache: tuple[str, dict[str, str]] | None = None
         self._params_cache: dict[int, tuple[ActionSpec | None, int, int | None, dict[str, Any]]] = {}
 
@@ -105,7 +116,10 @@ class LLMAgent:
                 prediction = pred.value
                 prefix = [*prefix, {"role": "user", "content": q.prompt},
                           {"role": "assistant", "content": pred.reply or str(pred.value)}]
-        answer = await self._ask(prefix, observation.prompt, observation.spec, calls, "action")
+        prompt = observation.prompt
+        if self.options.reasoning == "two_turn":
+            prefix, prompt = await self._reason(prefix, prompt, calls)
+        answer = await self._ask(prefix, prompt, observation.spec, calls, "action")
         if prediction_valid is not None:
             return self._combined(answer, calls, prediction, prediction_valid, extra_retries)
         if len(calls) == 1:  # the usual case: one call, its figures are the decision's
@@ -143,6 +157,48 @@ class LLMAgent:
             calls=tuple(calls),
         )
 
+    async def _reason(self, prefix: list[dict[str, str]], prompt: str,
+                      calls: list[LLMCall]) -> tuple[list[dict[str, str]], str]:
+        """The free turn of `two_turn`: the question and an invitation to reason, unconstrained.
+
+        Its reply (the thinking in words, think blocks or a reasoning field included) joins the
+        conversation, so the constrained answer that follows is asked in its light. A question
+        ending in an answer's start ("A: Option") is asked without it, and the final prompt
+        ends in it, so the answer starts as the question has it start.
+        """
+        opts = self.options
+        question, _, lead = prompt.rstrip().rpartition("\n")
+        if not (question and lead.startswith("A:")):
+            question, lead = prompt, ""
+        messages = (*prefix, {"role": "user", "content": f"{question}\n\n{THINK_PROMPT}"})
+        replicate = int(self._rng.integers(2**31)) if opts.temperature > 0 else 0
+        request = ChatRequest(messages=messages, temperature=opts.temperature, max_tokens=opts.reasoning_max_tokens,
+                              replicate=replicate, seed=replicate if opts.send_seed else None,
+                              policy=self._policy_tag)
+        result = await self._client.complete(request)
+        answer, reasoning = self._split(result.text, result.reasoning)
+        calls.append(self._call(request, result, None, 0, "reasoning", reasoning))
+        said = "\n\n".join(part for part in (reasoning, answer) if part) or result.text
+        return [*messages, {"role": "assistant", "content": said}], f"{FINAL_PROMPT}\n{lead}" if lead else FINAL_PROMPT
+
+    @staticmethod
+    def _split(text: str, reasoning: str) -> tuple[str, str]:
+        """A reply's visible answer and its thinking: a reasoning field's, else its think blocks'."""
+        if "think>" not in text:
+            return text, reasoning
+        answer, blocks = split_reasoning(text)
+        return answer, reasoning or blocks
+
+    def _call(self, request: ChatRequest, result: Any, error: str | None, attempt: int, purpose: str,
+              reasoning: str) -> LLMCall:
+        return LLMCall(
+            model=self.model, messages=request.messages, params=self._params(request),
+            reply=result.text, error=error, latency_s=result.latency_s,
+            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+            cache_hit=result.cache_hit, attempt=attempt, purpose=purpose, cached_tokens=result.cached_tokens,
+            reasoning=reasoning,
+        )
+
     async def _ask(
         self,
         prefix: list[dict[str, str]],
@@ -163,22 +219,19 @@ class LLMAgent:
                 constraint=spec,
                 replicate=replicate,
                 seed=replicate if opts.send_seed else None,
+                policy=self._policy_tag,
             )
             # A request that fails for good (the endpoint, not the model) raises ModelError out of
             # the episode: the run stops and resumes later, and the failure never becomes a move.
             result = await self._client.complete(request)
             error = None
+            # Split once: the answer is parsed, the thinking recorded.
+            text, reasoning = self._split(result.text, result.reasoning)
             try:
-                value = spec.parse(result.text)
+                value = spec.parse_answer(text)
             except InvalidAction as exc:
                 error = str(exc)
-            calls.append(LLMCall(
-                model=self.model, messages=request.messages, params=self._params(request),
-                reply=result.text, error=error, latency_s=result.latency_s,
-                prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                cache_hit=result.cache_hit, attempt=attempt, purpose=purpose, cached_tokens=result.cached_tokens,
-                reasoning=result.reasoning or (split_reasoning(result.text)[1] if "think>" in result.text else ""),
-            ))
+            calls.append(self._call(request, result, error, attempt, purpose, reasoning))
             if error is None:
                 return _Answer(value, True, attempt, result.text)
             messages = [*messages, {"role": "assistant", "content": result.text},

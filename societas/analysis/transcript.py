@@ -32,10 +32,10 @@ KEY = ["phase", "episode", "round", "seat"]
 EVENT_COLUMNS = [*KEY, "run_id", "agent", "partner", "policy", "model", "action", "prediction", "valid",
                  "prediction_valid", "retries", "latency_s", "prompt_tokens", "completion_tokens", "cache_hit"]
 CALL_COLUMNS = [*KEY, "agent", "purpose", "attempt", "model", "messages", "reply", "error", "latency_s",
-                "prompt_tokens", "completion_tokens", "cache_hit"]
+                "prompt_tokens", "completion_tokens", "cache_hit", "reasoning"]
 COLUMNS = ["run_id", "phase", "episode", "round", "seat", "agent", "partner", "policy", "model", "purpose",
-           "attempt", "attempts", "system", "prompt", "reply", "error", "parsed", "final", "fallback", "valid",
-           "latency_s", "prompt_tokens", "completion_tokens", "cache_hit"]
+           "attempt", "attempts", "system", "prompt", "reasoning", "reply", "error", "parsed", "final", "fallback",
+           "valid", "latency_s", "prompt_tokens", "completion_tokens", "cache_hit"]
 """The transcript's columns, in order (see `transcript`)."""
 
 
@@ -57,6 +57,9 @@ def _read(folder: Path, columns: list[str], filters: list[tuple[str, str, Any]] 
     if not parts:
         return pa.table({})
     try:
+        # Runs recorded before a column existed (the reasoning) are read without it.
+        present = set(pq.read_schema(parts[0]).names)
+        columns = [c for c in columns if c in present]
         chosen = filters if isinstance(filters, pc.Expression) else filters or None
         return pq.read_table(parts, columns=columns, filters=chosen)
     except (pa.ArrowInvalid, OSError):
@@ -109,17 +112,20 @@ def transcript(run: Run | str | Path, episode: int | Sequence[int] | None = None
     (scripted, replayed) have one row with no prompt, so an episode reads
     whole; `calls_only` leaves them out.
 
-    Columns: `purpose` (action, or prediction for a social-chain-of-thought
-    question), `attempt` (0 first; <NA> for a decision no model made) and
-    `attempts` (how many that question took), `system` and `prompt` (the
-    request's system message and its last user message: the observation's
-    question on attempt 0, the retry message with the error on later ones),
-    `reply`, `error` (the parse error the next attempt showed the model, or
-    the one that ended in the fallback), `parsed`, `final` (the action or
-    prediction the event records), `fallback` (True when no attempt gave a
-    usable answer: the action is the environment's default, or the
-    prediction is missing), `valid` (the decision's), `latency_s`,
-    `prompt_tokens`, `completion_tokens` and `cache_hit` (the attempt's).
+    Columns: `purpose` (action; prediction for a social-chain-of-thought
+    question; reasoning for the free turn of `llm.reasoning: two_turn`),
+    `attempt` (0 first; <NA> for a decision no model made) and `attempts`
+    (how many that question took), `system` and `prompt` (the request's
+    system message and its last user message: the observation's question on
+    attempt 0, the retry message with the error on later ones), `reasoning`
+    (the model's thinking: a reasoning parser's field or the reply's think
+    blocks; "" when it showed none), `reply`, `error` (the parse error the
+    next attempt showed the model, or the one that ended in the fallback),
+    `parsed`, `final` (the action or prediction the event records),
+    `fallback` (True when no attempt gave a usable answer: the action is the
+    environment's default, or the prediction is missing), `valid` (the
+    decision's), `latency_s`, `prompt_tokens`, `completion_tokens` and
+    `cache_hit` (the attempt's).
     """
     filters = _filters(episode, agent, phase, round)
     events, calls = _tables(run, filters)
@@ -148,7 +154,7 @@ def transcript(run: Run | str | Path, episode: int | Sequence[int] | None = None
     if invalid_only:
         bad = rows.loc[rows["parsed"].eq(False).fillna(False).astype(bool) | rows["fallback"], KEY].drop_duplicates()
         rows = rows.merge(bad, on=KEY, how="inner")
-    order = rows["purpose"].map({"prediction": 0, "action": 1}).fillna(2)
+    order = rows["purpose"].map({"prediction": 0, "reasoning": 1, "action": 2}).fillna(3)
     rows = rows.assign(_order=order).sort_values([*KEY, "_order", "attempt"], kind="stable")
     split = [_split(m) for m in rows["messages"]]
     rows["system"] = [s for s, _ in split]
@@ -164,6 +170,10 @@ def _indent(text: Any, pad: str = "    ") -> str:
     if text is None or (isinstance(text, float) and pd.isna(text)):
         return pad + "(none)"
     return "\n".join(pad + line for line in str(text).splitlines() or [""])
+
+
+def _has_text(x: Any) -> bool:
+    return isinstance(x, str) and bool(x.strip())
 
 
 def transcript_text(frame: pd.DataFrame, *, system: bool = True) -> str:
@@ -196,9 +206,13 @@ def transcript_text(frame: pd.DataFrame, *, system: bool = True) -> str:
                     lines += [f"  [{purpose} question, attempt {int(a['attempt']) + 1}]", _indent(a["prompt"])]
                     usage = f"{_ms(a['latency_s'])}, {a['prompt_tokens']}+{a['completion_tokens']} tokens" + (
                         ", cached" if a["cache_hit"] is True else "")
+                    if _has_text(a["reasoning"]):
+                        lines += ["  [thinking]", _indent(a["reasoning"])]
                     lines += [f"  [reply] ({usage})", _indent(a["reply"])]
                     if pd.notna(a["error"]):
                         lines.append(f"  [invalid] {a['error']}")
+                if purpose == "reasoning":  # a free turn: its reply leads to the answer, it is not one
+                    continue
                 last = asked.iloc[-1]
                 if last["fallback"]:
                     what = "no prediction recorded" if purpose == "prediction" else f"fallback {last['final']}"

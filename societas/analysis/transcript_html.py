@@ -26,6 +26,8 @@ TRANSCRIPT_CSS = """
 .msg pre { margin: 2px 0 0; max-height: 260px; white-space: pre-wrap; word-break: break-word; }
 .msg.reply pre { background: #eef6ee; border-color: #b9d8b9; }
 .msg.reply.invalid pre { background: #fdeeee; border-color: #e6b3b3; }
+.msg.thinking pre { background: #f4f1fa; border-color: #d4cbe8; color: #3d3452; }
+.msg.thinking summary { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 .err { color: #B00020; font-size: 13px; margin: 2px 0 6px; }
 .final { font-weight: 600; font-size: 14px; margin: 4px 0 2px; }
 .tag { display: inline-block; font-size: 11px; font-weight: 600; padding: 0 6px; border-radius: 9px;
@@ -77,14 +79,21 @@ def decision_html(decision: pd.DataFrame, *, show_system: bool = True) -> str:
     for purpose, asked in decision.groupby("purpose", sort=False):
         for _, a in asked.iterrows():
             n = int(a["attempt"]) + 1
-            label = f"{purpose} question" + (f", attempt {n}" if n > 1 or len(asked) > 1 else "")
+            label = ("reasoning turn" if purpose == "reasoning" else f"{purpose} question") + (
+                f", attempt {n}" if n > 1 or len(asked) > 1 else "")
             out.append(f'<div class="msg user"><div class="who">{_e(label)}</div><pre>{_e(a["prompt"])}</pre></div>')
+            thinking = a.get("reasoning")
+            if isinstance(thinking, str) and thinking.strip():
+                out.append(f'<details class="msg thinking"><summary>thinking · {len(thinking):,} characters'
+                           f'</summary><pre>{_e(thinking)}</pre></details>')
             bad = " invalid" if pd.notna(a["error"]) else ""
             out.append(f'<div class="msg reply{bad}"><div class="who">reply · {_e(_usage(a))}</div>'
                        f'<pre>{_e(a["reply"])}</pre></div>')
             if pd.notna(a["error"]):
                 shown = "shown to the model" if n < int(a["attempts"]) else "last attempt"
                 out.append(f'<div class="err">✗ {_e(a["error"])} <span class="note">({shown})</span></div>')
+        if purpose == "reasoning":  # a free turn: its reply leads to the answer, it is not one
+            continue
         last = asked.iloc[-1]
         if last["fallback"]:
             what = ("no prediction recorded" if purpose == "prediction"

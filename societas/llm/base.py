@@ -28,7 +28,9 @@ class ChatRequest:
     `replicate` distinguishes otherwise identical requests sampled at
     temperature > 0, so that a cache does not collapse their variance; it is
     drawn from the agent's seeded generator, so a rerun asks for the same
-    replicates and replays them.
+    replicates and replays them. `policy` names what else about the asking
+    shapes the reply (an agent option such as `reasoning=two_turn`): it joins
+    the cache key, never the request a provider is sent.
     """
 
     messages: tuple[Message, ...]
@@ -39,11 +41,16 @@ class ChatRequest:
     replicate: int = 0
     seed: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    policy: str = ""
 
     def canonical(self, model: str) -> str:
-        """Canonical JSON of everything that determines the reply (the cache key's input)."""
+        """Canonical JSON of everything that determines the reply (the cache key's input).
+
+        An empty `policy` is left out, so the keys of requests without one are those of before it existed.
+        """
         return _canonical_json(
             {
+                **({"policy": self.policy} if self.policy else {}),
                 "model": model,
                 "messages": [m if type(m) is dict else dict(m) for m in self.messages],
                 "temperature": self.temperature,
@@ -77,6 +84,8 @@ class ChatRequest:
             out["replicate"] = self.replicate
         if self.constraint is not None:
             out["constraint"] = self.constraint.to_dict()
+        if self.policy:
+            out["policy"] = self.policy
         return out
 
 

@@ -65,6 +65,8 @@ class RunContext:
             max_attempts=self.llm.max_attempts,
             social_chain_of_thought=seat.social_chain_of_thought,
             send_seed=self.llm.send_seed,
+            reasoning=self.llm.reasoning if seat.reasoning is None else seat.reasoning,
+            reasoning_max_tokens=self.llm.reasoning_max_tokens,
         )
 
 

@@ -29,6 +29,7 @@ class Seat:
     persona: str | None = None
     social_chain_of_thought: bool = False
     temperature: float | None = None
+    reasoning: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,6 +75,7 @@ def _seat(agent: AgentConfig, name: str, default_model: str | None) -> Seat:
         persona=agent.persona,
         social_chain_of_thought=agent.social_chain_of_thought,
         temperature=agent.temperature,
+        reasoning=agent.reasoning,
         params=dict(agent.params),
     )
 
