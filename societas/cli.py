@@ -254,7 +254,7 @@ def list_all() -> None:
     """
     from societas.agents.factory import describe_scripted_strategies
     from societas.agents.registry import load_plugins, policy_kinds
-    from societas.agents.replay import REPLAY_POLICIES
+    from societas.agents.replay import REPLAY_POLICIES, describe_replay_suites
     from societas.config import bundled_configs
     from societas.environments import registered
     from societas.environments.registry import validate_plugins
@@ -276,6 +276,8 @@ def list_all() -> None:
     t = Table("policy", "description", title="Replay policies (recorded, not live models)", title_justify="left")
     for name, entry in sorted(REPLAY_POLICIES.items()):
         t.add_row(f"replay:{name}", entry.description)
+    for name, desc in describe_replay_suites().items():
+        t.add_row(f"replay:{name}", desc)
     out.print(t)
     kinds = policy_kinds()
     if kinds:

@@ -102,14 +102,32 @@ class MatchmakingConfig(_Strict):
     `population` seats every member, in population order, in one episode per
     environment variant and repetition (societies such as a feedback loop);
     `solo` gives each member episodes of its own, for one-seat environments
-    (an agent against a partner built into the game).
+    (an agent against a partner built into the game). `assigned` is a
+    between-subjects design: the members of each group named in `assign` are
+    dealt that group's partners in a random, balanced way (seeded by the run
+    seed), and each meets its partner in every environment variant, the member
+    in the second seat; with `shuffle_variants` each member meets the variants
+    in an order of its own, drawn from the run seed and its name.
     """
 
-    kind: Literal["round_robin", "population", "solo"] = "round_robin"
+    kind: Literal["round_robin", "population", "solo", "assigned"] = "round_robin"
     self_play: bool = True
     both_orders: bool = True
     repetitions: int = Field(default=1, ge=1)
     graph: GraphConfig | None = None
+    assign: dict[str, list[str]] = Field(default_factory=dict)
+    shuffle_variants: bool = False
+
+    @model_validator(mode="after")
+    def _assignment(self) -> MatchmakingConfig:
+        if self.kind == "assigned" and not self.assign:
+            raise ValueError("assign: kind assigned needs assign: {MEMBER: [PARTNER, ...]}")
+        if self.kind != "assigned" and (self.assign or self.shuffle_variants):
+            raise ValueError("assign and shuffle_variants need kind: assigned")
+        for group, partners in self.assign.items():
+            if not partners:
+                raise ValueError(f"assign.{group}: list at least one partner")
+        return self
 
 
 class SocietyConfig(_Strict):
@@ -209,6 +227,19 @@ class LLMConfig(_Strict):
     servers: ServersConfig = Field(default_factory=ServersConfig)
 
 
+class HumanConfig(_Strict):
+    """Where the pages of `policy: human` seats are served, and how long a seat may stay idle.
+
+    Each seat gets its own link, printed when the run starts; a question left
+    unanswered for `timeout_s` (a member's `params.timeout_s` wins) is answered
+    with the environment's default and recorded as an invalid fallback.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    timeout_s: float = Field(default=300.0, gt=0)
+
+
 class RunnerConfig(_Strict):
     """Where episodes run: `local` (one asyncio loop) or `ray` (`shards` actors on this machine or a cluster).
 
@@ -305,6 +336,7 @@ class ExperimentConfig(_Strict):
     society: SocietyConfig = Field(default_factory=SocietyConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    human: HumanConfig = Field(default_factory=HumanConfig)
     sweep: SweepConfig | None = None
     output_dir: str = "runs"
     societas_version: str | None = None
@@ -312,6 +344,8 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
         names = [n for a in self.population for n in member_names(a)]
+        self._check_humans()
+        self._check_assignment(set(names))
         dupes = sorted(n for n, k in collections.Counter(names).items() if k > 1)
         if dupes:
             raise ValueError(f"population: agent names must be unique; repeated: {', '.join(dupes)}")
@@ -347,6 +381,31 @@ class ExperimentConfig(_Strict):
                 raise ValueError(f"population: {members} members for the {seats} seats of {self.environment.id}; "
                                  "make the counts match (e.g. environment.params.num_agents)")
         return self
+
+    def _check_assignment(self, names: set[str]) -> None:
+        groups = {a.name for a in self.population}
+        for group, partners in self.matchmaking.assign.items():
+            if group not in groups:
+                raise ValueError(f"matchmaking.assign: {group!r} is not a member of the population")
+            unknown = [p for p in partners if p not in names]
+            if unknown:
+                raise ValueError(f"matchmaking.assign.{group}: {', '.join(unknown)} not in the population")
+
+    def _check_humans(self) -> None:
+        from societas.human.params import human_params
+
+        humans = [(i, a) for i, a in enumerate(self.population) if a.policy == "human"]
+        for i, a in humans:
+            try:
+                human_params(a.params)
+            except ValueError as exc:
+                raise ValueError(f"population[{i}].{exc}") from None
+        if humans and self.society.kind == "evolution":
+            raise ValueError("society.kind: policy human needs a tournament (an evolving society replaces "
+                             "its members between generations)")
+        if humans and self.runner.kind == "ray":
+            raise ValueError("runner.kind: policy human plays on the local runner only (its seat server "
+                             "lives in the run's process); use runner.kind: local")
 
     def active_population(self) -> list[AgentConfig]:
         """Members that can play: LLM members need a model (their own or the config's)."""

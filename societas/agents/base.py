@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from societas.types import Action, Observation
 
@@ -23,3 +24,19 @@ class Agent(Protocol):
     model: str | None
 
     async def act(self, observation: Observation) -> Action: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EpisodeEnd:
+    """How an episode ended for one seat, handed to agents that define `finish`.
+
+    An agent may define `async def finish(self, end: EpisodeEnd) -> Mapping[str, Any] | None`:
+    the runner awaits it once the episode is over (a person's page shows the
+    result and asks its debrief questions there), and what it returns is merged
+    into the seat's `summary` in the episodes table.
+    """
+
+    total_reward: float
+    decisions: int
+    observation: Any = None
+    """The environment's last observation of the seat (PettingZoo's, as `step` returned it)."""

@@ -1,4 +1,4 @@
-"""Build agents from policy specs: "scripted:NAME", "replay:ID" or "llm".
+"""Build agents from policy specs: "scripted:NAME", "replay:ID", "llm" or "human".
 
 Scripted strategies come in families, one module each: index-based strategies
 for 2x2 games (`scripted.py`), and parameterised families listed in
@@ -22,12 +22,12 @@ from societas.agents.base import Agent
 from societas.agents.llm_agent import LLMAgent, LLMAgentOptions
 from societas.llm.base import ChatModel
 
-POLICY_FORMS = "scripted:NAME, replay:ID or llm"
+POLICY_FORMS = "scripted:NAME, replay:ID, llm or human"
 
 
 def policy_kind(policy: str) -> str:
-    """The family of a policy spec: scripted, replay, llm, or a plug-in's KIND."""
-    return "llm" if policy == "llm" else policy.partition(":")[0]
+    """The family of a policy spec: scripted, replay, llm, human, or a plug-in's KIND."""
+    return policy if policy in ("llm", "human") else policy.partition(":")[0]
 
 
 # Parameterised strategy families besides the 2x2-game strategies of scripted.py:
@@ -67,10 +67,10 @@ def describe_scripted_strategies() -> dict[str, str]:
 
 def check_policy(policy: str) -> None:
     """Raise ValueError, naming what is known, if the policy spec names nothing that exists."""
-    from societas.agents.replay import REPLAY_POLICIES
+    from societas.agents.replay import replay_ids
 
     kind, _, name = policy.partition(":")
-    if policy == "llm":
+    if policy in ("llm", "human"):
         return
     if kind == "scripted":
         known = scripted_strategy_names()
@@ -82,8 +82,8 @@ def check_policy(policy: str) -> None:
                              f"{registry.failure_note()}")
         return
     if kind == "replay":
-        if name not in REPLAY_POLICIES:
-            raise ValueError(f"unknown replay policy {name!r}; known: {', '.join(sorted(REPLAY_POLICIES))}")
+        if name not in replay_ids():
+            raise ValueError(f"unknown replay policy {name!r}; known: {', '.join(replay_ids())}")
         return
     plugin_kind = registry.find_policy(kind) if name else None
     if plugin_kind is not None:
@@ -107,6 +107,10 @@ def make_agent(
         if model is None:
             raise ValueError(f"agent {name!r} has policy llm but no model")
         return LLMAgent(name, model, rng=rng, options=llm_options)
+    if policy == "human":
+        # A person's seat needs the run's seat server, which the local runner holds (RunContext.humans).
+        raise ValueError(f"agent {name!r} has policy human: its seat is served by `societas run` "
+                         "(the local runner), not built on its own")
     if kind == "scripted":
         from societas.agents.scripted import STRATEGIES, ScriptedAgent
 

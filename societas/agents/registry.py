@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from societas.agents.scripted import Strategy
     from societas.llm.base import ChatModel
 
-BUILTIN_KINDS = ("scripted", "replay", "llm")
+BUILTIN_KINDS = ("scripted", "replay", "llm", "human")
 
 
 class AgentFactory(Protocol):
@@ -151,7 +151,7 @@ def policy_forms() -> str:
     """The policy spec forms that exist, for error messages."""
     extra = [f"{k}:NAME" for k in sorted(_KINDS)]
     forms = ["scripted:NAME", "replay:ID", *extra]
-    return ", ".join(forms) + " or llm"
+    return ", ".join(forms) + ", llm or human"
 
 
 def failure_note() -> str:

@@ -108,6 +108,25 @@ REPLAY_POLICIES: dict[str, ReplayPolicy] = {
 }
 
 
+REPLAY_SUITES: dict[str, tuple[str, ...]] = {
+    "akata2023/gpt4": ("akata2023/pd_gpt4", "akata2023/bos_gpt4"),
+    "akata2023/gpt4_scot": ("akata2023/pd_gpt4_scot", "akata2023/bos_gpt4_scot"),
+}
+"""Policies that play several games, each from the table recorded in it: the human experiment's partner
+(Akata et al. 2023) met each person in both games with one prompt, plain or social chain of thought."""
+
+
+def describe_replay_suites() -> dict[str, str]:
+    """Suite id -> one line saying which recorded tables it plays (for `societas list`)."""
+    return {sid: "Plays each game from its recorded table: " + ", ".join(f"replay:{i}" for i in ids) + "."
+            for sid, ids in REPLAY_SUITES.items()}
+
+
+def replay_ids() -> list[str]:
+    """Every id `replay:ID` accepts: the recorded tables and the suites of them."""
+    return sorted([*REPLAY_POLICIES, *REPLAY_SUITES])
+
+
 @cache
 def _load_table(filename: str) -> Mapping[str, str]:
     path = resources.files(_DATA_PACKAGE).joinpath(*_DATA_DIR, filename)
@@ -146,21 +165,23 @@ class ReplayAgent:
 
     def __init__(self, name: str, policy_id: str) -> None:
         try:
-            self.entry = REPLAY_POLICIES[policy_id]
+            entries = [REPLAY_POLICIES[i] for i in REPLAY_SUITES.get(policy_id, (policy_id,))]
         except KeyError:
-            known = ", ".join(sorted(REPLAY_POLICIES))
-            raise ValueError(f"unknown replay policy {policy_id!r}; known: {known}") from None
+            raise ValueError(f"unknown replay policy {policy_id!r}; known: {', '.join(replay_ids())}") from None
+        self.entry = entries[0]
+        self._by_game = {e.game: e for e in entries}
         self.name = name
         self.policy = f"replay:{policy_id}"
 
     async def act(self, observation: Observation) -> Action:
         data = observation.data
         game = data.get("game")
-        if game != self.entry.game:
+        entry = self._by_game.get(game)
+        if entry is None:
+            recorded = " and ".join(repr(g) for g in self._by_game)
             raise ValueError(
-                f"agent {self.name!r}: replay policy {self.entry.policy_id!r} was recorded in "
-                f"{self.entry.game!r} and cannot play {game!r}"
+                f"agent {self.name!r}: {self.policy} was recorded in {recorded} and cannot play {game!r}"
             )
-        index = self.entry.move(data["partner_history"], data.get("seat", 0))
+        index = entry.move(data["partner_history"], data.get("seat", 0))
         value = observation.spec.validate(data["options"][index])
         return Action(value=value, policy=self.policy)

@@ -23,6 +23,7 @@ across the games, game 1 first.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,51 @@ def load_human_experiment(path: str | Path) -> pd.DataFrame:
     ev.loc[is_pd.to_numpy(), "coordinated"] = pd.NA
     ev["coordination"] = raw["coordination"]
     return ev
+
+
+OPPONENTS = {"replay:akata2023/gpt4": "Base", "replay:akata2023/gpt4_scot": "Prompted",
+             "replay:akata2023/pd_gpt4": "Base", "replay:akata2023/pd_gpt4_scot": "Prompted",
+             "replay:akata2023/bos_gpt4": "Base", "replay:akata2023/bos_gpt4_scot": "Prompted"}
+"""The study's names of the partner conditions, by the replay policy a run played them with."""
+
+
+def load_human_runs(paths: list[str | Path], *, guess_key: str = "partner",
+                    human_answer: str = "a human") -> pd.DataFrame:
+    """The `policy: human` decisions of runs of configs/akata_human.yaml, shaped as `load_human_experiment`.
+
+    One row per decision of a person: the event columns, participant
+    ("<run_id>/<member>", unique across runs), opponent (Base / Prompted from
+    the partner's replay policy, else the policy itself), guessed_human (the
+    answer to the debrief question `guess_key` equals `human_answer`; missing
+    when the person let it time out), coordinated (BoS: reward > 0; missing in
+    the PD) and valid (False where the seat timed out and the default was played).
+    So `participant_means` and `human_comparisons` run on them unchanged.
+    """
+    from societas.analysis.load import load_run
+
+    frames = []
+    for path in paths:
+        run = load_run(path)
+        ev, episodes = run.events, run.episodes
+        policy = dict(zip(zip(ev["phase"], ev["episode"], ev["agent"]), ev["policy"]))
+        ev = ev[ev["policy"] == "human"].copy()
+        guesses = {}
+        for row in episodes[episodes["policy"] == "human"].itertuples():
+            summary = json.loads(row.summary) if isinstance(row.summary, str) else {}
+            answer = (summary.get("debrief") or {}).get(guess_key)
+            guesses[(row.phase, row.episode, row.agent)] = pd.NA if answer is None else answer == human_answer
+        keys = list(zip(ev["phase"], ev["episode"], ev["agent"]))
+        ev["participant"] = ev["run_id"].astype(str) + "/" + ev["agent"].astype(str)
+        partner_policy = [policy.get((ph, e, p), p) for ph, e, p in zip(ev["phase"], ev["episode"], ev["partner"])]
+        ev["opponent"] = [OPPONENTS.get(p, p) for p in partner_policy]
+        ev["guessed_human"] = pd.array([guesses.get(k, pd.NA) for k in keys], dtype="boolean")
+        is_bos = (ev["game"] == BOS_GAME).to_numpy()
+        ev["coordinated"] = pd.array(np.where(is_bos, ev["reward"] > 0, False), dtype="boolean")
+        ev.loc[~is_bos, "coordinated"] = pd.NA
+        frames.append(ev)
+    if not frames:
+        return pd.DataFrame(columns=[*EVENT_COLUMNS, "participant", "opponent", "guessed_human", "coordinated"])
+    return pd.concat(frames, ignore_index=True)
 
 
 # --------------------------------------------------------------------------- the study's analyses

@@ -18,11 +18,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from societas.agents.base import Agent
+from societas.agents.base import Agent, EpisodeEnd
 from societas.agents.factory import make_agent, policy_kind
 from societas.agents.llm_agent import LLMAgentOptions
 from societas.config import LLMConfig
@@ -32,6 +32,9 @@ from societas.llm.openai_backend import in_flight_capacity
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA
 from societas.societies.society import EpisodeSpec, Seat, identity_hash
 from societas.types import Action, Observation
+
+if TYPE_CHECKING:
+    from societas.human.hub import SeatHub
 
 _EVENT_COLUMNS = EVENT_SCHEMA.names
 _CALL_COLUMNS = LLM_CALL_SCHEMA.names
@@ -50,12 +53,13 @@ def agent_rng(seed: int, world: int, seat: int, name: str) -> np.random.Generato
 
 @dataclass(slots=True)
 class RunContext:
-    """What every episode of a run shares: its id, seed, models and LLM settings."""
+    """What every episode of a run shares: its id, seed, models and LLM settings, and its human seats."""
 
     run_id: str
     seed: int
     llm: LLMConfig
     models: dict[str, ChatModel] = field(default_factory=dict)
+    humans: SeatHub | None = None
 
     def llm_options(self, seat: Seat) -> LLMAgentOptions:
         return LLMAgentOptions(
@@ -148,8 +152,11 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     seats = list(env.possible_agents)
     if len(seats) != len(spec.seats):
         raise ValueError(f"{spec.env_id} has {len(seats)} seats but the episode fills {len(spec.seats)}")
-    agents = {}
+    agents: dict[str, Agent] = {}
     for i, (a, seat) in enumerate(zip(seats, spec.seats, strict=True)):
+        if seat.policy == "human":
+            agents[a] = _human_agent(ctx, seat, spec)
+            continue
         agents[a] = make_agent(
             seat.policy, name=seat.name, rng=agent_rng(ctx.seed, world, i, seat.name),
             model=ctx.models.get(seat.model) if seat.model else None,
@@ -157,7 +164,8 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
             params=seat.params or None,
         )
     kinds = {a: policy_kind(s.policy) for a, s in zip(seats, spec.seats, strict=True)}
-    concurrent = any(k == "llm" for k in kinds.values())
+    # Seats that wait on a model or a person are asked together, so their waits overlap.
+    concurrent = any(k == "llm" or k == "human" for k in kinds.values())
     partner = ({seats[0]: spec.seats[1].name, seats[1]: spec.seats[0].name} if len(seats) == 2 else {})
     member = {a: s.name for a, s in zip(seats, spec.seats)}
     # Per seat: (seat index, agent name, policy, policy kind), the same in every row of that seat.
@@ -170,6 +178,7 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     encode_messages = _MessageEncoder()
     # Encoded params by object; the entry holds the object, so its id cannot be reused meanwhile.
     params_seen: dict[int, tuple[Any, str]] = {}
+    last_obs: dict[str, Any] = {}
     run_id, phase, index, env_id = ctx.run_id, spec.phase, spec.index, spec.env_id
     while env.agents:
         live = list(env.agents) if acting is None else acting()
@@ -178,7 +187,7 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
             actions = await _act_together([agents[a] for a in live], obs)
         else:
             actions = [await agents[a].act(o) for a, o in zip(live, obs)]
-        _, rewards, _, _, infos = env.step({a: act.value for a, act in zip(live, actions)})
+        last_obs, rewards, _, _, infos = env.step({a: act.value for a, act in zip(live, actions)})
         for a, r in rewards.items():
             cumulative[a] += float(r)
         for a, o, act in zip(live, obs, actions):
@@ -215,6 +224,14 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
                 ))
     summary = env.episode_summary() if hasattr(env, "episode_summary") else {}
     env.close()
+    finishing = [a for a in seats if hasattr(agents[a], "finish")]
+    if finishing:
+        ends = await asyncio.gather(*(agents[a].finish(EpisodeEnd(  # type: ignore[attr-defined]
+            total_reward=cumulative[a], decisions=counts[a], observation=last_obs.get(a))) for a in finishing))
+        summary = dict(summary)
+        for a, extra in zip(finishing, ends):
+            if extra:
+                summary[a] = {**summary.get(a, {}), **extra}
     constants = {"run_id": run_id, "phase": phase, "episode": index, "env": env_id}
     ep: dict[str, list[Any]] = {c: [] for c in _EPISODE_COLUMNS}
     for i, (a, seat) in enumerate(zip(seats, spec.seats)):
@@ -235,6 +252,16 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
         episode=ep,
         decisions=len(rows),
     )
+
+
+def _human_agent(ctx: RunContext, seat: Seat, spec: EpisodeSpec) -> Agent:
+    """A person's seat: its questions go to the run's seat server."""
+    from societas.human.agent import HumanAgent
+    from societas.human.params import human_params
+
+    if ctx.humans is None:
+        raise ValueError(f"agent {seat.name!r} has policy human but the run serves no seats")
+    return HumanAgent(seat.name, ctx.humans, spec.key, human_params(seat.params))
 
 
 async def _act_together(agents: list[Agent], observations: list[Observation]) -> list[Action]:

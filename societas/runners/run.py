@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from societas.societies.society import PhasedSociety, make_society
 from societas.types import FALLBACK_LIMIT
 
 if TYPE_CHECKING:
+    from societas.human.server import SeatServer
     from societas.llm.servers import ServerOptions
     from societas.runners.ray_runner import RayShards
 
@@ -140,15 +141,26 @@ def _models(config: ExperimentConfig, society: PhasedSociety) -> dict[str, ChatM
     return {s: make_model(s, model_options(config, s)) for s in society.models()}
 
 
+SeatAnnouncer = Callable[[Mapping[str, str]], None]
+"""Told each human seat's link (member -> URL) once its page is served."""
+
+
+def print_seats(urls: Mapping[str, str]) -> None:
+    """The default announcer: one line per seat on stdout, `seat NAME: URL`."""
+    for name, url in urls.items():
+        print(f"seat {name}: {url}", flush=True)
+
+
 async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
                    society: PhasedSociety, models: dict[str, ChatModel], *,
-                   close_models: bool = True) -> dict[str, Any]:
+                   close_models: bool = True, on_seats: SeatAnnouncer = print_seats) -> dict[str, Any]:
     """Play the run in `rd` to its end; a failure of the world becomes RunStopped (one line, resumable)."""
     from societas.runners.ray_runner import RayRunnerError
 
     with rd.lock():  # another process playing this run: BadInput here, and its checkpoint is left alone
         try:
-            return await _play(config, rd, progress, society, models, close_models=close_models)
+            return await _play(config, rd, progress, society, models, close_models=close_models,
+                               on_seats=on_seats)
         except BaseException as exc:
             stopped: BaseException | None = None
             if isinstance(exc, RayRunnerError):
@@ -193,11 +205,51 @@ def record_stop(rd: RunDirectory, exc: BaseException) -> None:
 
 async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
                 society: PhasedSociety, models: dict[str, ChatModel], *,
-                close_models: bool = True) -> dict[str, Any]:
+                close_models: bool = True, on_seats: SeatAnnouncer = print_seats) -> dict[str, Any]:
     await probe_models(models)
     done = rd.recover()
     started = time.time()
-    ctx = RunContext(run_id=rd.run_id, seed=config.seed, llm=config.llm, models=models)
+    try:
+        seats = await _serve_seats(config, society, on_seats)
+    except BaseException:
+        if close_models:
+            for m in models.values():
+                await m.aclose()
+        raise
+    try:
+        return await _play_phases(config, rd, progress, society, models, done, started, seats,
+                                  close_models=close_models)
+    finally:
+        if seats is not None:
+            await seats.stop()
+
+
+async def _serve_seats(config: ExperimentConfig, society: PhasedSociety,
+                       on_seats: SeatAnnouncer) -> SeatServer | None:
+    """Start the pages of the `policy: human` members and announce each seat's link; None when there are none."""
+    humans = {name: s for name, s in society.members.items() if s.policy == "human"}
+    if not humans:
+        return None
+    from societas.human.hub import SeatHub
+    from societas.human.params import human_params
+    from societas.human.server import SeatServer
+
+    hub = SeatHub({name: human_params(s.params).timeout_s or config.human.timeout_s for name, s in humans.items()})
+    server = SeatServer(hub, host=config.human.host, port=config.human.port)
+    await server.start()
+    try:
+        on_seats(server.urls())
+    except BaseException:
+        await server.stop()
+        raise
+    return server
+
+
+async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: bool, society: PhasedSociety,
+                       models: dict[str, ChatModel], done: set[tuple[int, int]], started: float,
+                       seats: SeatServer | None, *, close_models: bool) -> dict[str, Any]:
+    ctx = RunContext(run_id=rd.run_id, seed=config.seed, llm=config.llm, models=models,
+                     humans=None if seats is None else seats.hub)
     events = Columns(EVENT_SCHEMA)
     calls = Columns(LLM_CALL_SCHEMA)
     episode_rows = Columns(EPISODE_SCHEMA)
@@ -230,6 +282,9 @@ async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
             todo = [e for e in episodes if e.key not in done]
             progress_of.update(phase=phase, phase_episodes=len(episodes), phase_done=len(episodes) - len(todo))
             checkpoint("running")  # a resumed run stops showing its old error at once
+            if seats is not None:  # each person meets their episodes in this order, one at a time
+                seats.hub.schedule(((e.key, [s.name for s in e.seats]) for e in todo),
+                                   final=phase == society.num_phases - 1)
             bar = _Progress(len(episodes), len(episodes) - len(todo), progress, f"phase {phase}")
 
             def on_done(out: EpisodeOutput, bar: _Progress = bar) -> None:
@@ -365,9 +420,9 @@ def _fallbacks(per_agent: dict[str, Any]) -> dict[str, Any]:
                                   if d and b / d > FALLBACK_LIMIT}}
 
 
-def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None,
-                   progress: bool = True) -> tuple[RunDirectory, dict[str, Any]]:
-    """Create a run directory for `config` and play it to the end."""
+def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None, progress: bool = True,
+                   on_seats: SeatAnnouncer = print_seats) -> tuple[RunDirectory, dict[str, Any]]:
+    """Create a run directory for `config` and play it to the end; human seats' links go to `on_seats`."""
     society = make_society(config)
     models = _models(config, society)
 
@@ -384,7 +439,7 @@ def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None,
                 await m.aclose()
             raise
         holder.append(rd)
-        return rd, await _execute(config, rd, progress, society, models)
+        return rd, await _execute(config, rd, progress, society, models, on_seats=on_seats)
 
     holder: list[RunDirectory] = []
     try:
@@ -418,8 +473,8 @@ def stored_config(rd: RunDirectory, runner: Mapping[str, Any] | None = None) -> 
                         overrides={"runner": dict(runner)})
 
 
-def resume_run(path: str | Path, *, progress: bool = True,
-               runner: Mapping[str, Any] | None = None) -> tuple[RunDirectory, dict[str, Any]]:
+def resume_run(path: str | Path, *, progress: bool = True, runner: Mapping[str, Any] | None = None,
+               on_seats: SeatAnnouncer = print_seats) -> tuple[RunDirectory, dict[str, Any]]:
     """Finish a run that stopped early: episodes already on disk are kept, the rest replayed.
 
     `runner` overrides the run's runner settings (e.g. `{"kind": "ray", "shards": 4}`);
@@ -434,6 +489,7 @@ def resume_run(path: str | Path, *, progress: bool = True,
         return rd, {**summary, "already_complete": True}
     society = make_society(config)
     try:
-        return rd, asyncio.run(_execute(config, rd, progress, society, _models(config, society)))
+        return rd, asyncio.run(_execute(config, rd, progress, society, _models(config, society),
+                                        on_seats=on_seats))
     except KeyboardInterrupt:
         raise RunInterrupted(rd.path) from None

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -120,6 +121,8 @@ class Society:
             g = mm.graph
             graph = build_graph(names, g.kind, p=g.p, k=g.k, edges=g.edges,
                                 seed=cfg.seed if g.seed is None else g.seed)
+        if mm.kind == "assigned":
+            return self._assigned(phase)
         if mm.kind == "population":
             tables = [tuple(names)] * mm.repetitions
         elif mm.kind == "solo":
@@ -138,6 +141,52 @@ class Society:
                     env_params=params, seats=tuple(self.members[n] for n in table),
                     world=("episode", phase, cfg.environment.id, params, repetition),
                 ))
+        return episodes
+
+    def assignment(self) -> dict[str, tuple[str, list[int]]]:
+        """`matchmaking.assign`: member -> (its partner, the order of the environment variants it meets).
+
+        Partners are dealt in balance: the group's members are put in a random
+        order (seeded by the run seed and the group's name) and take the listed
+        partners in turn, so each partner meets as many members as the others,
+        give or take one. The variant order of each member comes from a
+        generator seeded by the run seed and the member's name.
+        """
+        cfg = self.config
+        n_variants = len(cfg.environment.variants())
+        out = {}
+        for agent in cfg.population:
+            partners = cfg.matchmaking.assign.get(agent.name)
+            if partners is None:
+                continue
+            names = [n for n in member_names(agent) if n in self.members]
+            deal = np.random.default_rng(np.random.SeedSequence([cfg.seed, identity_hash("assign", agent.name)]))
+            dealt = {names[int(i)]: partners[k % len(partners)] for k, i in enumerate(deal.permutation(len(names)))}
+            for name in names:
+                rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, identity_hash("variants", name)]))
+                order = (rng.permutation(n_variants).tolist() if cfg.matchmaking.shuffle_variants
+                         else list(range(n_variants)))
+                out[name] = (dealt[name], order)
+        return out
+
+    def _assigned(self, phase: int) -> list[EpisodeSpec]:
+        """Member by member: its drawn partner in every variant, in the member's order, repetitions side by side."""
+        cfg = self.config
+        variants = cfg.environment.variants()
+        episodes: list[EpisodeSpec] = []
+        seen: dict[str, int] = {}
+        for name, (partner, order) in self.assignment().items():
+            for v in order:
+                params = variants[v]
+                for _ in range(cfg.matchmaking.repetitions):
+                    # The k-th meeting of this pair in this variant: the same world for every member.
+                    key = identity_hash(partner, name, params)
+                    repetition = seen[key] = seen.get(key, -1) + 1
+                    episodes.append(EpisodeSpec(
+                        phase=phase, index=len(episodes), env_id=cfg.environment.id, env_params=params,
+                        seats=(self.members[partner], self.members[name]),
+                        world=("episode", phase, cfg.environment.id, params, repetition),
+                    ))
         return episodes
 
     def update(self, phase: int, episodes: pd.DataFrame) -> pa.Table | None:

@@ -157,7 +157,7 @@ def test_agents_plugin_adds_strategies_and_policy_kinds_lazily(install, tmp_path
     check_policy("fixed:1")
     with pytest.raises(ValueError, match=r"unknown fixed policy '2'; known: 0, 1"):
         check_policy("fixed:2")
-    with pytest.raises(ValueError, match=r"is not one of scripted:NAME, replay:ID, .*fixed:NAME.* or llm"):
+    with pytest.raises(ValueError, match=r"is not one of scripted:NAME, replay:ID, .*fixed:NAME.*, llm or human"):
         check_policy("nokind:x")
     agent = make_agent("fixed:0", name="f", rng=np.random.default_rng(0))
     assert agent.policy == "fixed:0"
