@@ -62,6 +62,9 @@ class ActionSpec:
     `description` says in words what a regex answer looks like (e.g. 'a stance,
     "|", then one sentence'): a model told why its reply failed is shown these
     words, never the raw pattern.
+    `first_match`, for a choice, reads the first option the reply names as the
+    answer (a reply that states its choice first and explains after, where the
+    explanation may name other options).
     """
 
     kind: ActionKind
@@ -74,6 +77,7 @@ class ActionSpec:
     default: Any = None
     answer_marker: str | None = None
     description: str | None = None
+    first_match: bool = False
 
     def __post_init__(self) -> None:
         if self.kind == "choice":
@@ -170,6 +174,11 @@ class ActionSpec:
                 cleaned = cleaned[len(prefix):].strip(".,;:!\"'`*()[] ")
         if cleaned in self.choices:
             return cleaned
+        if self.first_match:
+            hits = [(m.start(), c) for c in self.choices
+                    if (m := re.search(rf"(?<![\w]){re.escape(c)}(?![\w])", raw)) is not None]
+            if hits:
+                return min(hits)[1]
         found = [c for c in self.choices if re.search(rf"(?<![\w]){re.escape(c)}(?![\w])", raw)]
         if len(found) == 1:
             return found[0]
@@ -243,6 +252,8 @@ class ActionSpec:
             v = getattr(self, name)
             if v not in (None, ()):
                 out[name] = list(v) if isinstance(v, tuple) else v
+        if self.first_match:
+            out["first_match"] = True
         return out
 
 

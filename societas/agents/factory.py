@@ -3,7 +3,7 @@
 Scripted strategies come in families, one module each: index-based strategies
 for 2x2 games (`scripted.py`), and parameterised families listed in
 `_FAMILIES` (donor game, feedback loop, theory-of-mind gridworld, partner
-adaptation, commons). A name is looked up in each family in turn.
+adaptation, commons, naming game). A name is looked up in each family in turn.
 Plug-ins add strategies and whole policy kinds ("KIND:NAME") through
 `registry.py`; they are looked up only when a name is not built in.
 """
@@ -38,6 +38,7 @@ _FAMILIES = (
     ("societas.agents.tom", "TOM_STRATEGIES", "TomAgent", "describe_tom_strategies"),
     ("societas.agents.partners", "PARTNER_STRATEGIES", "PartnerAgent", "describe_partner_strategies"),
     ("societas.agents.commons", "COMMONS_STRATEGIES", "CommonsAgent", "describe_commons_strategies"),
+    ("societas.agents.naming", "NAMING_STRATEGIES", "NamingAgent", "describe_naming_strategies"),
 )
 
 

@@ -41,6 +41,8 @@ register("partner-adaptation", "societas.environments.partner_adaptation:Partner
          description="Repeated RPS / PD against an in-env partner policy: literal vs functional theory of mind.")
 register("commons", "societas.environments.commons:Commons",
          description="A shared stock harvested monthly, with an optional town hall (GovSim, Piatti et al. 2024).")
+register("naming-game", "societas.environments.naming:NamingGame",
+         description="Pairs of a population name something at once; conventions emerge (Ashery et al. 2025).")
 register("tom-gridworld", "societas.environments.tom_gridworld:TomGridworld",
          description="A partially observing actor in a gridworld with a belief oracle and false-belief swaps (ToMnet).")
 register("tom-observer", "societas.environments.tom_gridworld:TomObserver",

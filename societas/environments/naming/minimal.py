@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-LETTERS: tuple[str, ...] = ("Q", "M", "X", "Y", "F", "J", "P", "R", "C", "D")
+from societas.environments.naming.rules import LETTERS, MATCH, MISMATCH, Inventory, pick
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +57,6 @@ class MinimalNamingGame:
             raise ValueError("the swap setup needs an established name among the names")
 
 
-def _say(inventory: list[str], names: Sequence[str], rng: np.random.Generator) -> str:
-    pool = inventory if inventory else names
-    return pool[int(rng.integers(len(pool)))]
-
-
 def simulate(game: MinimalNamingGame, seed: int, episode: int = 0) -> pd.DataFrame:
     """One run as an events frame (phase, episode, round, seat, agent, action,
     reward, policy), one round per interaction; +100 each on a match, -50 otherwise."""
@@ -69,8 +64,7 @@ def simulate(game: MinimalNamingGame, seed: int, episode: int = 0) -> pd.DataFra
     n, names = game.n_agents, list(game.names)
     agents = [f"agent_{i}" for i in range(n)]
     start = [game.established] if game.swap else []
-    inventories: list[list[str]] = [
-        [game.committed_name] if i < game.committed else list(start) for i in range(n)]  # type: ignore[list-item]
+    inventories = [Inventory([game.committed_name] if i < game.committed else start) for i in range(n)]
     streak, window = 0, game.stop_after_rounds * n
     rows_agent: list[int] = []
     rows_action: list[str] = []
@@ -79,24 +73,22 @@ def simulate(game: MinimalNamingGame, seed: int, episode: int = 0) -> pd.DataFra
         speaker = int(rng.integers(n))
         listener = int(rng.integers(n - 1))
         listener += listener >= speaker
-        word = _say(inventories[speaker], names, rng)
-        if not inventories[speaker]:  # a speaker with nothing to say invents the word and keeps it
-            inventories[speaker].append(word)
+        word = inventories[speaker].say(names, rng)  # a speaker with nothing to say invents the word and keeps it
         heard = inventories[listener]
-        if word in heard:
+        if word in heard.words:
             answer = word
             for who in (speaker, listener):
                 if who >= game.committed:
-                    inventories[who] = [word]
+                    inventories[who].success(word)
             streak += 1
         else:
-            answer = _say(heard, names, rng)
+            answer = pick(heard.words or names, rng)
             while answer == word:  # an empty inventory's random pick may coincide
-                answer = names[int(rng.integers(len(names)))]
+                answer = pick(names, rng)
             if listener >= game.committed:
-                heard.append(word)
+                heard.hear(word)
             streak = 0
-        reward = 100.0 if answer == word else -50.0
+        reward = MATCH if answer == word else MISMATCH
         rows_agent += [speaker, listener]
         rows_action += [word, answer]
         rows_reward += [reward, reward]

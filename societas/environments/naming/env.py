@@ -1,0 +1,263 @@
+"""The naming game as a PettingZoo game: pairs of a population name something at once, conventions emerge.
+
+Each interaction a uniformly random agent and a uniformly random neighbour of
+it on the contact graph (complete by default) pick one of W names at the same
+time; +100 each when the names agree, -50 each otherwise (Ashery, Aiello &
+Baronchelli 2025). Every agent remembers its own last H interactions (its
+name, the partner's, the points) and reads them, with its score over them, in
+its prompt; the names are offered in a fresh order each time, drawn with the
+schedule from the episode's seed.
+
+A step plays the next interactions of the schedule that share no agent (see
+`rules.Schedule`), so a population's pairs and its model calls run
+concurrently while every agent's memory grows in the schedule's order: the
+events are those of playing the interactions one at a time. The run stops at
+the first interaction that completes `consensus_rounds` x N consecutive
+successes (a step never runs past it), or after `rounds` population rounds of
+N interactions. `max_pairs` caps the pairs of a step (1 plays them one by one); it changes
+how many model calls overlap, never the events. `prefill` starts every agent's memory with H successes of an
+established name (the paper's "swap" setup, with committed members, see
+`societas.agents.naming`), and then the run plays its whole budget.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from societas.environments.base import GameEnv
+from societas.environments.naming import prompts
+from societas.environments.naming.rules import LETTERS, MATCH, Schedule, contact_graph, payoff
+from societas.environments.params import check_flag, check_int
+from societas.types import ActionSpec, Observation
+
+StepResult = tuple[
+    dict[str, dict[str, Any]], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]
+]
+Pair = tuple[int, int, int, tuple[int, ...], tuple[int, ...]]
+Memory = tuple[int, str, str, float]
+"""One remembered interaction: the agent's round number, its name, the partner's name, the points."""
+
+
+class NamingGame(GameEnv):
+    """The naming game for `num_agents` agents over a pool of `names`."""
+
+    metadata: ClassVar[dict[str, Any]] = {"name": "naming_game_v0", "render_modes": ["ansi"],
+                                          "is_parallelizable": True}
+
+    def __init__(self, num_agents: int = 24, names: Sequence[str] | None = None, memory: int = 5,
+                 rounds: int = 100, consensus_rounds: int = 3, graph: Any = None, prefill: str | None = None,
+                 until_consensus: bool | None = None, shuffle: bool = True, max_pairs: int | None = None,
+                 render_mode: str | None = None) -> None:
+        self.n = check_int("num_agents", num_agents, 2)
+        self.names = _check_names(LETTERS if names is None else names)
+        self.memory_size = check_int("memory", memory, 0)
+        self.rounds = check_int("rounds", rounds, 1)
+        self.consensus_rounds = check_int("consensus_rounds", consensus_rounds, 1)
+        if prefill is not None and prefill not in self.names:
+            raise ValueError(f"prefill must be one of the names ({', '.join(self.names)}), got {prefill!r}")
+        self.prefill = prefill
+        self.until_consensus = (prefill is None) if until_consensus is None else check_flag(
+            "until_consensus", until_consensus)
+        self.shuffle = check_flag("shuffle", shuffle)
+        self.max_pairs = None if max_pairs is None else check_int("max_pairs", max_pairs, 1)
+        self._graph_spec = graph
+        contact_graph(self.n, graph, np.random.default_rng(0))  # a bad graph fails here, not at reset
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.possible_agents = [f"player_{i}" for i in range(self.n)]
+        self._index = {a: i for i, a in enumerate(self.possible_agents)}
+        self._name_index = {name: i for i, name in enumerate(self.names)}
+        self.agents: list[str] = []
+        self._rng = np.random.default_rng()
+        self._reset_state()
+
+    @property
+    def budget(self) -> int:
+        """Interactions at most: `rounds` population rounds of N."""
+        return self.rounds * self.n
+
+    @property
+    def window(self) -> int:
+        """Consecutive successes that make a consensus: `consensus_rounds` x N."""
+        return self.consensus_rounds * self.n
+
+    def _reset_state(self) -> None:
+        h = self.memory_size
+        start: list[Memory] = ([(k, self.prefill, self.prefill, MATCH) for k in range(1, h + 1)]
+                               if self.prefill is not None else [])
+        self.memories: list[deque[Memory]] = [deque(start, maxlen=h) for _ in range(self.n)]
+        self.round_no = [len(start)] * self.n  # rounds each agent has in its past
+        self.played = 0
+        self.streak = 0
+        self.consensus_at: int | None = None
+        self.successes = 0
+        self._batch: list[Pair] = []
+        self._partner: dict[int, int] = {}
+        self._order: dict[int, tuple[int, ...]] = {}
+        self._t: dict[int, int] = {}
+        self._last: list[str] = []
+        self._obs = [self._observation(i) for i in range(self.n)]
+
+    @functools.cached_property
+    def observation_spaces(self) -> dict[str, spaces.Space]:  # type: ignore[override]
+        """memory: the agent's last H interactions, oldest first, as (its name, the partner's name) pairs,
+        each name's index + 1 (0 where the memory is not yet full)."""
+        space = spaces.Dict({"memory": spaces.MultiDiscrete([len(self.names) + 1] * (2 * self.memory_size or 1))})
+        return dict.fromkeys(self.possible_agents, space)
+
+    @functools.cached_property
+    def action_spaces(self) -> dict[str, spaces.Space]:  # type: ignore[override]
+        """A name's index in `names` (the runner passes the name itself)."""
+        return {a: spaces.Discrete(len(self.names)) for a in self.possible_agents}
+
+    def reset(self, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Start a run; the seed fixes the graph (if random), the pairs and the option orders."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.graph = contact_graph(self.n, self._graph_spec, self._rng)
+        self._schedule = Schedule(self.graph, len(self.names), self._rng, shuffle=self.shuffle)
+        self._reset_state()
+        self.agents = list(self.possible_agents)
+        self._next_batch()
+        return self._observe(), {a: {} for a in self.agents}
+
+    def _next_batch(self) -> None:
+        limit = self.budget - self.played
+        if self.until_consensus:
+            limit = min(limit, self.window - self.streak)
+        if self.max_pairs is not None:
+            limit = min(limit, self.max_pairs)
+        self._batch = self._schedule.step(limit)
+        self._partner, self._order, self._t = {}, {}, {}
+        for t, a, b, order_a, order_b in self._batch:
+            self._partner[a], self._partner[b] = b, a
+            self._order[a], self._order[b] = order_a, order_b
+            self._t[a] = self._t[b] = t
+
+    def acting_agents(self) -> list[str]:
+        """The agents of this step's pairs, pair by pair."""
+        if not self.agents:
+            return []
+        return [self.possible_agents[i] for _, a, b, _, _ in self._batch for i in (a, b)]
+
+    def step(self, actions: dict[str, Any]) -> StepResult:
+        """Play this step's pairs; actions of agents not in them are ignored."""
+        if not self.agents:
+            raise RuntimeError("the episode is over (or never started); call reset() first")
+        if not isinstance(actions, Mapping):
+            raise ValueError(f"step() takes a dict agent -> action, got {type(actions).__name__}")
+        missing = [a for a in self.acting_agents() if a not in actions]
+        if missing:
+            raise ValueError(f"step() lacks actions for {', '.join(missing)}")
+        said = {i: self._name(self.possible_agents[i], actions[self.possible_agents[i]])
+                for _, a, b, _, _ in self._batch for i in (a, b)}
+        rewards = dict.fromkeys(self.agents, 0.0)
+        infos: dict[str, dict[str, Any]] = {a: {} for a in self.agents}
+        self._last = []
+        for t, a, b, order_a, order_b in self._batch:
+            points = payoff(said[a], said[b])
+            ok = points == MATCH
+            for me, other, order in ((a, b, order_a), (b, a, order_b)):
+                self.round_no[me] += 1
+                self.memories[me].append((self.round_no[me], said[me], said[other], points))
+                self._obs[me] = self._observation(me)
+                agent = self.possible_agents[me]
+                rewards[agent] = points
+                infos[agent] = {"action": said[me], "record": {
+                    "t": t, "heard": said[other], "success": ok,
+                    "position": order.index(self._name_index[said[me]])}}
+            self.successes += ok
+            self.streak = self.streak + 1 if ok else 0
+            self.played += 1
+            if self.consensus_at is None and self.streak >= self.window:
+                self.consensus_at = t
+            self._last.append(f"interaction {t}: player_{a} said {said[a]}, player_{b} said {said[b]}"
+                              + (" (match)" if ok else ""))
+        done = self.until_consensus and self.consensus_at is not None
+        out_of_time = not done and self.played >= self.budget
+        obs = self._observe()
+        terms = dict.fromkeys(self.agents, done)
+        truncs = dict.fromkeys(self.agents, out_of_time)
+        if done or out_of_time:
+            self.agents = []
+            self._batch = []
+        else:
+            self._next_batch()
+        return obs, rewards, terms, truncs, infos
+
+    def _name(self, agent: str, value: Any) -> str:
+        if isinstance(value, str) and value in self._name_index:
+            return value
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(self.names):
+            return self.names[int(value)]
+        raise ValueError(f"{agent}: an answer is one of the names {', '.join(self.names)} (or its index), "
+                         f"got {value!r}")
+
+    def _observation(self, i: int) -> dict[str, Any]:
+        cells = np.zeros(2 * self.memory_size or 1, dtype=np.int64)
+        for j, (_, own, other, _) in enumerate(self.memories[i]):
+            cells[2 * j] = self._name_index[own] + 1
+            cells[2 * j + 1] = self._name_index[other] + 1
+        return {"memory": cells}
+
+    def _observe(self) -> dict[str, dict[str, Any]]:
+        return {a: self._obs[self._index[a]] for a in self.agents}
+
+    def render(self) -> str | None:
+        """The last step's interactions as text, or None before the first."""
+        return "\n".join(self._last) if self._last else None
+
+    def decision(self, agent: str) -> Observation:
+        """The player's prompt: the rules once (system), then its memory, score, round and the names to pick from."""
+        i = self._index.get(agent)
+        if i is None:
+            raise ValueError(f"unknown agent {agent!r}; agents are player_0 .. player_{self.n - 1}")
+        if not self.agents:
+            raise RuntimeError("the episode is over (or never started); call reset() first")
+        if i not in self._partner:
+            raise ValueError(f"{agent} does not play this step; ask acting_agents()")
+        memory = tuple(self.memories[i])
+        score = float(sum(m[3] for m in memory))
+        round_no = self.round_no[i] + 1
+        options = tuple(self.names[k] for k in self._order[i])
+        data = {"game": "naming", "names": self.names, "options": options, "memory": memory, "score": score,
+                "round": round_no, "t": self._t[i], "partner": self.possible_agents[self._partner[i]]}
+        return Observation(agent=agent, round=self._t[i], system=prompts.rules(len(self.names)),
+                           prompt=prompts.history(memory, score, round_no) + prompts.question(options),
+                           spec=_spec(options), data=data)
+
+    def episode_summary(self) -> dict[str, dict[str, Any]]:
+        """Per agent: the run's length, whether and when it reached consensus, the agent's rounds and last name."""
+        common = {"interactions": self.played, "population_rounds": self.played / self.n,
+                  "consensus": self.consensus_at is not None,
+                  "consensus_interactions": None if self.consensus_at is None else self.consensus_at + 1,
+                  "success_rate": self.successes / self.played if self.played else None,
+                  "names": len(self.names), "prefill": self.prefill}
+        return {a: {**common, "rounds_played": self.round_no[i] - (self.memory_size if self.prefill else 0),
+                    "last_name": self.memories[i][-1][1] if self.memories[i] else None}
+                for i, a in enumerate(self.possible_agents)}
+
+
+def _check_names(names: Any) -> tuple[str, ...]:
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        raise ValueError(f"names must be a list of at least two names, got {names!r}")
+    out = tuple(names)
+    if len(out) < 2 or not all(isinstance(x, str) and x.strip() == x and x for x in out):
+        raise ValueError(f"names must be a list of at least two non-empty names without outer spaces, got {names!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"names must be distinct, got {names!r}")
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec(options: tuple[str, ...]) -> ActionSpec:
+    # The first name in the reply is the answer, as the paper reads its replies.
+    return ActionSpec.choice(options, first_match=True)
