@@ -6,11 +6,24 @@ timeout) and starves a GPU's vLLM (which batches more the more it is sent).
 `AdaptiveLimit` finds the number instead, AIMD on latency, as TCP Vegas and
 Netflix's concurrency limiters do: while requests come back about as fast as
 the fastest ever seen, the limit grows (doubling per round trip until the first
-sign of overload, then by one per round trip); when latency climbs past
-`tolerance` times that floor (requests queue in the server), or a request fails
+sign of overload, then by one per round trip); when the latency of the last
+round trip (a moving average over about as many replies as the limit) climbs
+past `tolerance` times that floor (requests queue in the server), or a request fails
 transiently (429, 5xx, timeout), the limit shrinks by `backoff`, at most once per
 round trip. Past the knee, where the server's throughput stops growing, latency
-grows with every extra request, so the limit settles just past the knee.
+grows with every extra request, so the limit settles just past the knee. The
+average, not each reply, is judged: on a shared machine single replies are
+often slow for reasons that more or fewer requests would not change, and
+cutting on each of them held the limit far below what the server sustained.
+
+Latency is timed in the client, so it holds the client's own delays too: a
+reply that came back while the event loop was busy with other work waits for
+the loop before anyone sees it. A busy client (a thousand agents on one core)
+would read that wait as the server queueing and cut the limit, starving a
+server that had room. `LoopLag` measures the wait (how late a timer due every
+few milliseconds runs) and the queueing test takes it off each latency; the
+floor is kept from the raw latencies, so a generous correction can delay a cut
+but never make every request look slow.
 
 Only timing moves: which requests run, and what they answer, never depends on
 the limit.
@@ -50,6 +63,7 @@ class AdaptiveLimit:
         self._floor_prev = float("inf")  # ... and in the window before it
         self._floor_since = clock()
         self._last_cut = float("-inf")
+        self._recent = 0.0  # moving average of (latency - lag) over about one round trip
         self.cuts = 0
 
     @property
@@ -69,8 +83,12 @@ class AdaptiveLimit:
         self._starved = True  # a request waited for the limit
         return False
 
-    def release(self, latency: float | None, *, overloaded: bool = False) -> None:
-        """One request finished after `latency` seconds (None: it failed without a time)."""
+    def release(self, latency: float | None, *, overloaded: bool = False, lag: float = 0.0) -> None:
+        """One request finished after `latency` seconds (None: it failed without a time).
+
+        `lag` is how long the client's event loop was late at the time, taken off
+        `latency` before it is judged.
+        """
         busy = self._starved or self.in_flight >= self.limit
         self.in_flight -= 1
         if not self.adaptive:
@@ -83,7 +101,13 @@ class AdaptiveLimit:
         if latency is not None and not overloaded:
             self._floor = min(self._floor, latency)
         floor = self.floor()
-        queueing = latency is not None and latency > self.tolerance * floor
+        queueing = False
+        if latency is not None and not overloaded:
+            # About one round trip's replies in the average: the limit's worth of them.
+            weight = 1.0 / max(1.0, self._limit)
+            sample = latency - lag
+            self._recent = sample if self._recent == 0.0 else self._recent + weight * (sample - self._recent)
+            queueing = self._recent > self.tolerance * floor
         if overloaded or queueing:
             # Once per round trip: the requests already in flight were sent at the old limit.
             if now - self._last_cut >= (floor if floor != float("inf") else 0.0):
@@ -97,14 +121,48 @@ class AdaptiveLimit:
             self._limit = min(float(self.maximum), self._limit + step)
 
 
+class LoopLag:
+    """How late the running event loop is: a timer due every `interval_s` notes how late it ran.
+
+    It ticks only while `busy()` says requests are in flight, so an idle client costs nothing.
+    """
+
+    def __init__(self, busy: Callable[[], bool], *, interval_s: float = 0.005) -> None:
+        self.interval_s = interval_s
+        self.lag = 0.0  # lateness of the latest tick, in seconds
+        self._busy = busy
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Tick from now on (no-op while ticking)."""
+        if self._handle is None:
+            loop = asyncio.get_running_loop()
+            due = loop.time() + self.interval_s
+            self._handle = loop.call_at(due, self._tick, loop, due)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        now = loop.time()
+        self.lag = max(0.0, now - due)
+        if self._busy():
+            self._handle = loop.call_at(now + self.interval_s, self._tick, loop, now + self.interval_s)
+        else:
+            self._handle, self.lag = None, 0.0
+
+
 class AdaptiveGate:
-    """An `AdaptiveLimit` as an asyncio gate: `async with gate.slot() as slot`, then `slot.done(...)`."""
+    """An `AdaptiveLimit` as an asyncio gate: `await gate.acquire()`, then `gate.release(latency)`.
+
+    Latencies are judged less the event loop's current lag (`LoopLag`).
+    """
 
     def __init__(self, limit: AdaptiveLimit) -> None:
         self.limit = limit
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self.loop_lag = LoopLag(lambda: self.limit.in_flight > 0 or bool(self._waiters))
 
     async def acquire(self) -> None:
+        if self.limit.adaptive:
+            self.loop_lag.start()
         if not self._waiters and self.limit.try_acquire():
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -120,7 +178,7 @@ class AdaptiveGate:
             raise
 
     def release(self, latency: float | None, *, overloaded: bool = False) -> None:
-        self.limit.release(latency, overloaded=overloaded)
+        self.limit.release(latency, overloaded=overloaded, lag=self.loop_lag.lag)
         self._wake()
 
     def _wake(self) -> None:

@@ -35,6 +35,7 @@ from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientMode
 from societas.llm.constraints import ConstraintMode, answer_lead, reply_text, request_body_extras
 from societas.llm.limiter import AdaptiveGate, AdaptiveLimit
 from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner
+from societas.llm.retry import PROBE
 from societas.llm.specs import ModelOptions, ModelSpec
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -417,7 +418,9 @@ class OpenAIChatModel:
             overloaded = True  # 429, 5xx, timeout: the endpoint has more than it can take
             raise
         finally:
-            gate.release(latency, overloaded=overloaded)
+            # The connection check is tiny and some servers answer it at once: its time says
+            # nothing about how long the study's requests take, so it does not set the floor.
+            gate.release(None if request is PROBE else latency, overloaded=overloaded)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             # The SDK hands back raw text when the reply is not labelled JSON.
             raise TransientModelError(f"reply from {self.name} is not a chat completion")

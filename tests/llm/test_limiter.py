@@ -72,3 +72,80 @@ def test_client_settles_near_a_server_knee() -> None:
 
         final = asyncio.run(main())
     assert 8 <= final <= 64, final
+
+
+def test_a_noisy_server_without_a_knee_is_not_taken_for_a_queueing_one() -> None:
+    # One reply in ten three times slower (a shared machine): no more requests would change that.
+    import random
+
+    clock = [0.0]
+    rng = random.Random(0)
+    limit = AdaptiveLimit(minimum=4, maximum=256, clock=lambda: clock[0])
+    for _ in range(300):
+        n = 0
+        while limit.try_acquire():
+            n += 1
+        latencies = [0.05 * (3.0 if rng.random() < 0.1 else 1.0) for _ in range(n)]
+        clock[0] += max(latencies)
+        for latency in latencies:
+            limit.release(latency)
+    assert limit.limit == 256 and limit.cuts == 0
+
+
+def test_the_client_loops_own_lag_is_not_taken_for_queueing() -> None:
+    clock = [0.0]
+    limit = AdaptiveLimit(minimum=4, maximum=64, initial=32, clock=lambda: clock[0])
+    for _ in range(32):
+        limit.try_acquire()
+    limit.release(0.05)  # the floor
+    for _ in range(31):
+        clock[0] += 0.01
+        limit.release(0.3, lag=0.25)  # the reply waited 250 ms for a busy loop
+    assert limit.cuts == 0
+    for _ in range(32):
+        limit.try_acquire()
+    for _ in range(32):
+        clock[0] += 0.01
+        limit.release(0.3)  # the same latency with no lag: the server queues
+    assert limit.cuts > 0
+
+
+def test_loop_lag_sees_a_blocked_loop() -> None:
+    import time
+
+    from societas.llm.limiter import LoopLag
+
+    async def main() -> tuple[float, float]:
+        busy = [True]
+        lag = LoopLag(lambda: busy[0], interval_s=0.005)
+        lag.start()
+        await asyncio.sleep(0.03)
+        quiet = lag.lag
+        time.sleep(0.08)  # the loop is busy elsewhere
+        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)
+        blocked = lag.lag
+        busy[0] = False
+        await asyncio.sleep(0.02)
+        return quiet, blocked
+
+    quiet, blocked = asyncio.run(main())
+    assert blocked >= 0.05 > quiet
+
+
+def test_the_connection_check_does_not_set_the_latency_floor() -> None:
+    # The fake server answers the check at once and everything else after 50 ms, as a real
+    # server answers a one-token question faster than a study's requests.
+    with FakeOpenAIServer(latency=0.05) as srv:
+        model = make_model(f"openai:fake@{srv.base_url}", ModelOptions(structured_outputs="none"))
+
+        async def main() -> float:
+            await model.probe()  # type: ignore[attr-defined]
+            await asyncio.gather(*(model.complete(ChatRequest(messages=({"role": "user", "content": f"q{i}"},)))
+                                   for i in range(8)))
+            floor = endpoint_gate(srv.base_url, 512).limit.floor()
+            await model.aclose()
+            return floor
+
+        floor = asyncio.run(main())
+    assert floor >= 0.04, floor
