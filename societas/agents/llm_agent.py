@@ -6,12 +6,13 @@ then the persona, then the history and question, byte-identical across calls.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from societas.llm.base import ChatModel, ChatRequest
+from societas.llm.base import ChatModel, ChatRequest, end_conversation
 from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation, split_reasoning
 
 RETRY_PROMPT = "Your answer could not be used: {error} Please answer the question again."
@@ -20,6 +21,9 @@ FINAL_PROMPT = "Now give your final answer."
 
 Reasoning = Literal["none", "two_turn"]
 REASONING_MODES: tuple[str, ...] = ("none", "two_turn")
+
+# Numbers the agents of this process, so each agent's conversation has a key of its own (see `LLMAgent`).
+_CONVERSATIONS = itertools.count()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -46,7 +50,13 @@ class _Answer:
 
 
 class LLMAgent:
-    """An agent whose decisions come from a chat model."""
+    """An agent whose decisions come from a chat model.
+
+    Its requests carry one `conversation` key for the agent's episode (agents
+    are built per episode), so a backend that keeps a conversation's state
+    between requests (hf:'s prefix reuse) can find it; `end_episode` frees it.
+    The key never shapes a reply.
+    """
 
     kind = "llm"
 
@@ -70,6 +80,11 @@ class LLMAgent:
         self._policy_tag = "" if self.options.reasoning == "none" else f"reasoning={self.options.reasoning}"
         self._system_cache: tuple[str, dict[str, str]] | None = None
         self._params_cache: dict[int, tuple[ActionSpec | None, int, int | None, dict[str, Any]]] = {}
+        self.conversation = f"{name}#{next(_CONVERSATIONS)}"
+
+    def end_episode(self) -> None:
+        """The episode is over: the model may free what it kept of this agent's conversation."""
+        end_conversation(self._client, self.conversation)
 
     def _system(self, rules: str) -> dict[str, str]:
         """The system message; the same rules recur every round, so the same object is handed out."""
@@ -174,7 +189,7 @@ class LLMAgent:
         replicate = int(self._rng.integers(2**31)) if opts.temperature > 0 else 0
         request = ChatRequest(messages=messages, temperature=opts.temperature, max_tokens=opts.reasoning_max_tokens,
                               replicate=replicate, seed=replicate if opts.send_seed else None,
-                              policy=self._policy_tag)
+                              policy=self._policy_tag, conversation=self.conversation)
         result = await self._client.complete(request)
         answer, reasoning = self._split(result.text, result.reasoning)
         calls.append(self._call(request, result, None, 0, "reasoning", reasoning))
@@ -220,6 +235,7 @@ class LLMAgent:
                 replicate=replicate,
                 seed=replicate if opts.send_seed else None,
                 policy=self._policy_tag,
+                conversation=self.conversation,
             )
             # A request that fails for good (the endpoint, not the model) raises ModelError out of
             # the episode: the run stops and resumes later, and the failure never becomes a move.

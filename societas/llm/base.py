@@ -42,6 +42,10 @@ class ChatRequest:
     seed: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     policy: str = ""
+    # The conversation this request continues (one agent in one episode), for backends that keep
+    # per-conversation state, such as hf:'s prefix reuse. It never shapes the reply, so it stays out
+    # of the cache key and of equality.
+    conversation: str | None = field(default=None, compare=False)
 
     def canonical(self, model: str) -> str:
         """Canonical JSON of everything that determines the reply (the cache key's input).
@@ -120,6 +124,16 @@ class TransientModelError(ModelError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def end_conversation(model: ChatModel, conversation: str) -> None:
+    """Tell a model, through its wrappers, that a conversation is over, so it can free what it kept for it.
+
+    Models without per-conversation state need not implement `end_conversation`; this does nothing then.
+    """
+    end = getattr(model, "end_conversation", None)
+    if end is not None:
+        end(conversation)
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from societas.llm.base import ChatModel, ChatRequest, ChatResult
+from societas.llm.base import ChatModel, ChatRequest, ChatResult, end_conversation
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,9 @@ class CachedModel:
             # A cache that cannot be written costs a rerun its speed, not this reply.
             log.warning("response cache %s: could not store a reply: %s", self.cache.path, exc)
         return result
+
+    def end_conversation(self, conversation: str) -> None:
+        end_conversation(self.inner, conversation)
 
     async def aclose(self) -> None:
         try:

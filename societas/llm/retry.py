@@ -16,7 +16,7 @@ import asyncio
 import random
 import time
 
-from societas.llm.base import ChatModel, ChatRequest, ChatResult, ModelError, TransientModelError
+from societas.llm.base import ChatModel, ChatRequest, ChatResult, ModelError, TransientModelError, end_conversation
 
 _ERROR_CHARS = 200
 
@@ -122,6 +122,9 @@ class RetryingModel:
         quick = RetryingModel(self.inner, max_retries=retries, backoff_base_s=min(self.backoff_base_s, 0.5),
                               backoff_max_s=min(self.backoff_max_s, 2.0))
         await quick.complete(PROBE)
+
+    def end_conversation(self, conversation: str) -> None:
+        end_conversation(self.inner, conversation)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

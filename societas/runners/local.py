@@ -222,6 +222,10 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
                     hit[1], c.reply, c.error, c.latency_s, c.prompt_tokens, c.completion_tokens, c.cache_hit,
                     c.cached_tokens, c.reasoning,
                 ))
+    for agent in agents.values():  # models may free what they kept of the agents' conversations
+        end = getattr(agent, "end_episode", None)
+        if end is not None:
+            end()
     summary = env.episode_summary() if hasattr(env, "episode_summary") else {}
     env.close()
     finishing = [a for a in seats if hasattr(agents[a], "finish")]
