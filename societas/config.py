@@ -224,6 +224,8 @@ class LLMConfig(_Strict):
     reasoning: Literal["none", "two_turn"] = "none"
     # The reasoning turn's length (max_tokens is the answer's); None: the engine's default.
     reasoning_max_tokens: int | None = Field(default=None, ge=1)
+    # hf: keeps each agent's prompt keys and values between its decisions in an episode, at most this much.
+    hf_prefix_cache_mb: int = Field(default=1024, ge=0)
     servers: ServersConfig = Field(default_factory=ServersConfig)
 
 

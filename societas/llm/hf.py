@@ -39,6 +39,7 @@ except ImportError as exc:  # exercised only without the extra
 
 from societas.llm.base import ChatRequest, ChatResult, Message, ModelError
 from societas.llm.constraints import answer_lead
+from societas.llm.hf_prefix import PrefixReuse, PrefixStore
 from societas.llm.specs import ModelOptions, ModelSpec
 
 DEFAULT_MAX_TOKENS = 256
@@ -112,6 +113,7 @@ class _Outcome:
     text: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
     error: BaseException | None = None
 
 
@@ -124,6 +126,7 @@ class _Row:
     prompt_ids: list[int]
     continuations: list[list[int]] = field(default_factory=list)
     lead: str = ""
+    cached: int = 0  # prompt tokens whose keys and values came from the conversation's held prefix
 
 
 class _RowSampler(LogitsProcessor):
@@ -194,6 +197,8 @@ class HFChatModel:
     call and/or one scoring pass), `generate_calls` and `score_passes` the model
     calls inside them: fewer batches than requests means batching worked.
     A result's `latency_s` counts from the call, queueing included, as a client sees it.
+    `prefix` holds each conversation's prompt keys and values for reuse
+    (societas.llm.hf_prefix); a result's `cached_tokens` says how many it reused.
     """
 
     def __init__(
@@ -215,6 +220,8 @@ class HFChatModel:
         self._pad_id = 0
         self._keeps_logits = False
         self._max_positions: int | None = None
+        self.prefix = PrefixStore(int(options.hf_prefix_cache_mb) * 2**20)
+        self._reuse: PrefixReuse | None = None
         self._load_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="societas-hf")
         self._pending: list[_Pending] = []
@@ -257,6 +264,7 @@ class HFChatModel:
             )
             self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
             self._max_positions = getattr(model.config, "max_position_embeddings", None)
+            self._reuse = PrefixReuse(self.prefix, model, pad_id=self._pad_id, device=self.device)
             self.tokenizer, self.model = tokenizer, model
 
     @staticmethod
@@ -340,8 +348,12 @@ class HFChatModel:
             self._dispatcher = loop.create_task(self._dispatch())
         return await pending.future
 
+    def end_conversation(self, conversation: str) -> None:
+        """Free the keys and values held for a conversation (its agent's episode ended)."""
+        self.prefix.release(conversation)
+
     async def aclose(self) -> None:
-        """Fail queued requests, let a running batch finish, and free the weights."""
+        """Fail queued requests, let a running batch finish, and free the weights and held prefixes."""
         self._closed = True
         pending, self._pending = self._pending, []
         for p in pending:
@@ -357,6 +369,8 @@ class HFChatModel:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.model = None
         self.tokenizer = None
+        self._reuse = None
+        self.prefix.clear()
         if self.device.startswith("cuda") and torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -389,6 +403,7 @@ class HFChatModel:
                             model=self.name,
                             prompt_tokens=out.prompt_tokens,
                             completion_tokens=out.completion_tokens,
+                            cached_tokens=out.cached_tokens,
                             latency_s=now - p.t0,
                         )
                     )
@@ -443,7 +458,18 @@ class HFChatModel:
         return ids.to(self.device), mask.to(self.device)
 
     def _generate(self, rows: list[_Row], outcomes: list[_Outcome]) -> None:
-        ids, mask = self._left_pad([r.prompt_ids for r in rows])
+        reuse, conversations = self._reuse, [r.request.conversation for r in rows]
+        seqs = [r.prompt_ids for r in rows]
+        batch = reuse.prepare(seqs, conversations) if reuse is not None and reuse.wanted(conversations) else None
+        if batch is not None:
+            assert reuse is not None
+            inputs = reuse.generate_kwargs(batch)
+            ids = batch.input_ids
+            for row, cached in zip(rows, batch.reused, strict=True):
+                row.cached = cached
+        else:
+            ids, mask = self._left_pad(seqs)
+            inputs = {"input_ids": ids, "attention_mask": mask}
         max_new = [
             max(1, r.request.max_tokens if r.request.max_tokens is not None else DEFAULT_MAX_TOKENS)
             for r in rows
@@ -469,12 +495,12 @@ class HFChatModel:
             eos_token_id=self._eos_ids or None,
         )
         out = self.model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            generation_config=config,
-            logits_processor=LogitsProcessorList([sampler]),
+            **inputs, generation_config=config, logits_processor=LogitsProcessorList([sampler])
         )
         self.generate_calls += 1
+        if batch is not None:
+            assert reuse is not None
+            reuse.keep(batch, conversations, seqs, [len(s) for s in seqs])
         new_tokens = out[:, ids.shape[1] :].tolist()
         eos = set(self._eos_ids)
         for row, tokens, limit in zip(rows, new_tokens, max_new, strict=True):
@@ -485,6 +511,7 @@ class HFChatModel:
                 reply.append(t)
             outcomes[row.index].text = self.tokenizer.decode(reply, skip_special_tokens=True).strip()
             outcomes[row.index].prompt_tokens = len(row.prompt_ids)
+            outcomes[row.index].cached_tokens = row.cached
             outcomes[row.index].completion_tokens = len(reply)
 
     def _option_logprobs(self, rows: list[_Row]) -> list[list[float]]:
@@ -495,13 +522,23 @@ class HFChatModel:
         get a row each. Scores leave the device once per chunk, not once per option.
         """
         scores = [[0.0] * len(r.continuations) for r in rows]
+        reuse = self._reuse
         single = [n for n, r in enumerate(rows) if r.continuations and all(len(c) == 1 for c in r.continuations)]
         for start in range(0, len(single), self.batch_size):
             chunk = single[start : start + self.batch_size]
-            ids, mask = self._left_pad([rows[n].prompt_ids for n in chunk])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keeps_logits else {}
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs).logits
+            seqs = [rows[n].prompt_ids for n in chunk]
+            conversations = [rows[n].request.conversation for n in chunk]
+            if reuse is not None and reuse.wanted(conversations):
+                batch = reuse.prepare(seqs, conversations)
+                logits = reuse.forward(batch, 1 if self._keeps_logits else None)
+                reuse.keep(batch, conversations, seqs, [len(s) for s in seqs])
+                for n, cached in zip(chunk, batch.reused, strict=True):
+                    rows[n].cached = cached
+            else:
+                ids, mask = self._left_pad(seqs)
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keeps_logits else {}
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs).logits
             self.score_passes += 1
             logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)
             which = [(b, c[0]) for b, n in enumerate(chunk) for c in rows[n].continuations]
@@ -512,14 +549,30 @@ class HFChatModel:
                 scores[n] = [next(values) for _ in rows[n].continuations]
         in_single = set(single)
         seqs = [(n, k) for n, r in enumerate(rows) if n not in in_single for k in range(len(r.continuations))]
+        counted: set[int] = set()
         for start in range(0, len(seqs), self.batch_size):
             chunk2 = seqs[start : start + self.batch_size]
             full = [rows[n].prompt_ids + rows[n].continuations[k] for n, k in chunk2]
-            ids, mask = self._left_pad(full)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
             longest = max(len(rows[n].continuations[k]) for n, k in chunk2)
-            kwargs = {"logits_to_keep": longest + 1} if self._keeps_logits else {}
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs).logits
+            conversations = [rows[n].request.conversation for n, _ in chunk2]
+            if reuse is not None and reuse.wanted(conversations):
+                # Each option row reuses its conversation's prefix up to the prompt's last token;
+                # the prompt's keys and values are kept once per request.
+                batch = reuse.prepare(full, conversations, [len(rows[n].prompt_ids) - 1 for n, _ in chunk2])
+                logits = reuse.forward(batch, longest + 1 if self._keeps_logits else None)
+                firsts = {n: b for b, (n, _) in reversed(list(enumerate(chunk2)))}
+                reuse.keep(batch, [c if firsts[n] == b else None for b, (c, (n, _)) in
+                                   enumerate(zip(conversations, chunk2, strict=True))],
+                           full, [len(rows[n].prompt_ids) for n, _ in chunk2])
+                for n, b in firsts.items():
+                    if n not in counted:  # a request's figure is its first row's
+                        counted.add(n)
+                        rows[n].cached = batch.reused[b]
+            else:
+                ids, mask = self._left_pad(full)
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                kwargs = {"logits_to_keep": longest + 1} if self._keeps_logits else {}
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs).logits
             self.score_passes += 1
             logprobs = torch.log_softmax(logits[:, -(longest + 1) :].float(), dim=-1)
             sums: list[torch.Tensor] = []
@@ -548,6 +601,7 @@ class HFChatModel:
                 text = f"{spec.answer_marker} {text}"
             outcomes[row.index].text = text
             outcomes[row.index].prompt_tokens = len(row.prompt_ids)
+            outcomes[row.index].cached_tokens = row.cached
             outcomes[row.index].completion_tokens = len(row.continuations[best])
 
 

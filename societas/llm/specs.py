@@ -55,6 +55,8 @@ class ModelOptions:
     `servers` says how `vllm:` specs start their servers (None: the defaults).
     `breaker_failures` failed requests spanning `breaker_window_s` with no
     success between them stop the run (the circuit breaker of RetryingModel).
+    `hf_prefix_cache_mb` bounds the keys and values `hf:` keeps of each
+    conversation's prompt for reuse by its next request (societas.llm.hf_prefix); 0 turns reuse off.
     """
 
     timeout_s: float = 60.0
@@ -74,6 +76,7 @@ class ModelOptions:
     hf_device: str = "auto"
     hf_batch_size: int = 16
     hf_dtype: str = "auto"
+    hf_prefix_cache_mb: int = 1024
     servers: ServerOptions | None = None
 
 

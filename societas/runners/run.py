@@ -97,7 +97,7 @@ def model_options(config: ExperimentConfig, spec: str) -> ModelOptions:
         breaker_window_s=llm.breaker_window_s, max_in_flight=llm.max_in_flight,
         min_in_flight=llm.min_in_flight, adaptive_in_flight=llm.adaptive_in_flight,
         structured_outputs=llm.structured_outputs, transport=llm.transport, cache_path=cache,
-        send_seed=llm.send_seed, servers=_server_options(config),
+        send_seed=llm.send_seed, hf_prefix_cache_mb=llm.hf_prefix_cache_mb, servers=_server_options(config),
     )
 
 

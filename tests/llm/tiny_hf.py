@@ -37,7 +37,8 @@ def _corpus(n: int = 400, seed: int = 0) -> list[str]:
 
 
 def build_tiny_model(
-    path: str | Path, *, chat_template: bool = True, seed: int = 0, vocab_size: int = 384
+    path: str | Path, *, chat_template: bool = True, seed: int = 0, vocab_size: int = 384,
+    max_positions: int = 512,
 ) -> Path:
     """Write a tokenizer and a tiny random Llama to `path`; return the path (seconds at most)."""
     import torch
@@ -74,7 +75,7 @@ def build_tiny_model(
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         initializer_range=0.3,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
