@@ -248,8 +248,11 @@ class RunnerConfig(_Strict):
     `max_concurrent_episodes` bounds the episodes in flight (per shard on Ray); unset, they
     follow the endpoints' adapted in-flight limits (256 where no endpoint limits them).
     `address` names a running Ray cluster (`auto`, or HOST:PORT of `ray start
-    --head`); without it the Ray runner starts Ray on this machine. The runner
-    never changes the events: any kind, any number of shards, same rows.
+    --head`); without it the Ray runner starts Ray on this machine. With
+    `batch_scripted` (the default) the local runner plays the episodes of a repeated
+    2x2 game whose seats are all built-in scripted strategies together, as arrays.
+    The runner never changes the events: any kind, any number of shards, batched or
+    not, same rows.
     """
 
     kind: Literal["local", "ray"] = "local"
@@ -258,6 +261,7 @@ class RunnerConfig(_Strict):
     max_concurrent_episodes: int | None = Field(default=None, ge=1)
     flush_every_s: float = Field(default=2.0, gt=0)
     flush_every_rows: int = Field(default=50_000, ge=1)
+    batch_scripted: bool = True
 
     @field_validator("address")
     @classmethod

@@ -20,6 +20,7 @@ from societas.config import ExperimentConfig, parse_config
 from societas.errors import BadInput
 from societas.llm.base import ChatModel, ModelError
 from societas.llm.specs import ModelOptions, make_model, parse_model_spec
+from societas.runners import batched
 from societas.runners.local import EpisodeOutput, Flusher, RunContext, run_episodes
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
 from societas.societies.society import PhasedSociety, make_society
@@ -274,6 +275,13 @@ async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: boo
         pending_keys.clear()
         checkpoint("running")
 
+    def write_batch(out: batched.BatchOutput) -> None:
+        rd.write_part(state["part"], out.events, None, out.episodes)
+        state["part"] += 1
+        state["episodes"] += len(out.keys)
+        progress_of["phase_done"] += len(out.keys)
+        checkpoint("running")
+
     flusher = Flusher(write, every_s=config.runner.flush_every_s, every_rows=config.runner.flush_every_rows)
     shards = _ray_shards(config, rd, models) if config.runner.kind == "ray" else None
     try:
@@ -297,6 +305,12 @@ async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: boo
                 flusher.maybe(len(events))
 
             try:
+                if shards is None and config.runner.batch_scripted:
+                    groups, todo = batched.split(todo)
+                    for out in batched.play(groups, ctx, max_rows=config.runner.flush_every_rows):
+                        write_batch(out)
+                        for _ in out.keys:
+                            bar.advance()
                 if shards is not None:
                     await shards.run(todo, on_done)
                 else:
