@@ -75,6 +75,8 @@ class _Seat:
     finished: int = 0
     results: list[Mapping[str, Any]] = field(default_factory=list)
     current: _Question | None = None
+    polled: bool = False
+    told_final: bool = False
     version: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -178,6 +180,15 @@ class SeatHub:
         for seat in self._seats.values():
             self._notify(seat)
 
+    async def told(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until every open page has been sent its final state; whether all were."""
+        deadline = time.monotonic() + timeout_s
+        while any(s.polled and not s.told_final for s in self._seats.values()):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     # -- the pages' side ------------------------------------------------------
 
     def seat_for(self, token: str) -> _Seat:
@@ -190,14 +201,16 @@ class SeatHub:
         """What the seat's page shows now, as JSON."""
         seat = self.seat_for(token)
         q = seat.current
-        if self._closed:
+        if q is None and not seat.order and self._final and seat.finished >= seat.scheduled:
+            status = "done"  # kept after the run closes: the page goes on showing the results
+        elif self._closed:
             status = "closed"
         elif q is not None:
             status = "question"
-        elif not seat.order and self._final and seat.finished >= seat.scheduled:
-            status = "done"
         else:
             status = "waiting"
+        seat.polled = True
+        seat.told_final = seat.told_final or status in ("done", "closed")
         out: dict[str, Any] = {
             "version": seat.version, "seat": seat.name, "status": status,
             "episode": min(seat.finished + 1, seat.scheduled), "episodes": seat.scheduled,

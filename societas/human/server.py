@@ -113,10 +113,12 @@ class SeatServer:
                 raise BadInput(f"the seat server on {self.base_url} stopped while starting")
             await asyncio.sleep(0.01)
 
-    async def stop(self) -> None:
-        """Tell the pages the run is over and shut the server down."""
+    async def stop(self, linger_s: float = 3.0) -> None:
+        """Tell the pages the run is over (waiting up to `linger_s` for open ones to hear it) and shut down."""
         self.hub.close()
         if self._server is not None and self._task is not None:
+            if self._server.started:
+                await self.hub.told(linger_s)
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

@@ -43,7 +43,19 @@ async def test_episodes_take_turns_in_schedule_order_whoever_asks_first() -> Non
     hub.episode_done("p", (0, 1))
     assert hub.state("tok")["status"] == "done"
     hub.close()
-    assert hub.state("tok")["status"] == "closed"
+    assert hub.state("tok")["status"] == "done"  # a finished seat keeps showing its results
+    assert await hub.told(0.1)
+
+
+async def test_closing_tells_unfinished_seats_and_waits_for_open_pages() -> None:
+    hub = SeatHub({"p": 60.0, "q": 60.0}, tokens={"p": "tp", "q": "tq"})
+    hub.schedule([((0, 0), ["p", "q"])], final=True)
+    assert hub.state("tp")["status"] == "waiting"  # p's page is open; q's never was
+    hub.close()
+    assert not await hub.told(0.05)  # p has not heard yet
+    waiter = asyncio.create_task(hub.told(5.0))
+    assert hub.state("tp")["status"] == "closed"
+    assert await waiter
 
 
 async def test_an_idle_seat_gets_the_default_after_its_timeout() -> None:

@@ -21,7 +21,7 @@
     return node;
   }
   const card = (title, cls, ...body) => el("section", { class: "card " + (cls || "") }, title ? el("h2", { text: title }) : null, ...body);
-  const label = (q, c) => (q.matrix ? "Option " + c : c);
+  const label = (q, c) => (q.matrix ? "Option " + c : c.charAt(0).toUpperCase() + c.slice(1));
 
   function setHeader(s) {
     document.getElementById("seat-name").textContent = s.seat;
@@ -104,14 +104,26 @@
     const score = q.score ? el("div", { class: "score" },
       el("div", {}, el("span", { text: "Your points" }), el("b", { class: "you", id: "score-you", text: q.score.you })),
       el("div", {}, el("span", { text: "Other player's points" }), el("b", { class: "them", text: q.score.partner }))) : null;
-    const ask = card("Your move", "ask", el("p", { class: "question", id: "question", text: q.question }), answerBox(q), score);
+    const rows = q.history_rows || [];
+    const prev = rows.length ? rows[rows.length - 1] : null;
+    const last = prev ? el("p", { class: "last", id: "last-round" }, `Round ${prev.round}: you chose `,
+      el("b", { class: "you", text: "Option " + prev.you }), " and the other player chose ",
+      el("b", { class: "them", text: "Option " + prev.partner }), `, so you won ${prev.your_points} and they won ${prev.partner_points}.`) : null;
+    const keys = q.answer.kind === "choice" && q.answer.choices.every((c) => c.length === 1)
+      ? el("p", { class: "hint", text: `Click an option, or press ${q.answer.choices.join(" or ")}.` }) : null;
+    const ask = card("Your move", "ask", last, el("p", { class: "question", id: "question", text: q.question }), answerBox(q), keys, score);
+    // A 2x2 game's rules are its first line and the payoffs, which the table shows; the words stay a click away.
+    const [intro, ...rest] = q.rules.split("\n");
     const side = q.matrix
-      ? card("Points per round", "", matrixTable(q.matrix), el("p", { class: "hint", text: "Your points / the other player's points." }))
-      : card("Rules", "", el("p", { class: "rules", text: q.rules }));
+      ? card("Rules", "", el("p", { class: "intro", text: intro }), matrixTable(q.matrix),
+          el("p", { class: "hint", text: "Each cell: your points / the other player's points." }),
+          rest.length ? el("details", { class: "rules-text" }, el("summary", { text: "The rules as written" }),
+            el("p", { class: "rules small", id: "rules", text: rest.join("\n") })) : null)
+      : card("Rules", "", el("p", { class: "rules", id: "rules", text: q.rules }));
     const history = q.history_rows
       ? card("History", "wide", historyTable(q.history_rows, true))
       : card("History", "wide", q.history ? el("pre", { text: q.history }) : el("p", { class: "empty", text: "Nothing yet." }));
-    const seen = card(null, "wide", el("details", { id: "agent-view" }, el("summary", { text: "The rules and question, word for word as an agent reads them" }),
+    const seen = card(null, "wide", el("details", { id: "agent-view" }, el("summary", { text: "The whole prompt, word for word as an agent reads it" }),
       el("pre", { text: q.rules + "\n\n" + q.prompt })));
     app.replaceChildren(ask, side, history, seen);
   }
@@ -137,6 +149,7 @@
     app.dataset.status = s.status;
     current = s.question ? { id: s.question.id, onkey: null } : null;
     app.dataset.question = current ? current.id : "";
+    app.dataset.round = s.question && s.question.kind === "decision" ? s.question.round : "";
     setHeader(s);
     if (s.status === "question") {
       (s.question.kind === "debrief" ? renderDebrief : renderDecision)(s, s.question);
@@ -144,6 +157,7 @@
       const said = lastChoice && lastChoice.kind === "decision" ? [`You chose ${lastChoice.label}.`] : [];
       notice("wait", said.length ? [...said, "Waiting for the other player…"] : ["Waiting for your next game to start…"]);
     } else if (s.status === "done") {
+      stopped = true;  // the results stay on the page after the run's server goes
       notice("done", ["All games are over. Thank you for playing!", "You can close this page."],
         s.results.length ? el("div", { class: "results" }, s.results.map((r) => resultCard(r))) : null);
     } else {
