@@ -77,6 +77,7 @@ class AgentConfig(_Strict):
     social_chain_of_thought: bool = False
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     reasoning: Literal["none", "two_turn"] | None = None
+    sampling: Literal["reply", "distribution"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("policy")
@@ -226,6 +227,9 @@ class LLMConfig(_Strict):
     reasoning_max_tokens: int | None = Field(default=None, ge=1)
     # hf: keeps each agent's prompt keys and values between its decisions in an episode, at most this much.
     hf_prefix_cache_mb: int = Field(default=1024, ge=0)
+    # "distribution": choices drawn by each agent from the model's probabilities of the options, asked once
+    # per distinct prompt (hf:, vLLM, llama.cpp and fake: models give them); the temperature shapes the draw.
+    sampling: Literal["reply", "distribution"] = "reply"
     servers: ServersConfig = Field(default_factory=ServersConfig)
 
 

@@ -331,3 +331,5 @@ class Action:
     completion_tokens: int = 0
     cache_hit: bool = False
     calls: tuple[LLMCall, ...] = ()
+    # The probability of `value` under the distribution it was drawn from (`sampling: distribution`), else None.
+    sampled_p: float | None = None

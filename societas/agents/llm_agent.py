@@ -7,12 +7,15 @@ then the persona, then the history and question, byte-identical across calls.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from societas.errors import BadInput
 from societas.llm.base import ChatModel, ChatRequest, end_conversation
+from societas.llm.distribution import NoDistribution, shared_distribution
 from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation, split_reasoning
 
 RETRY_PROMPT = "Your answer could not be used: {error} Please answer the question again."
@@ -21,6 +24,8 @@ FINAL_PROMPT = "Now give your final answer."
 
 Reasoning = Literal["none", "two_turn"]
 REASONING_MODES: tuple[str, ...] = ("none", "two_turn")
+Sampling = Literal["reply", "distribution"]
+SAMPLING_MODES: tuple[str, ...] = ("reply", "distribution")
 
 # Numbers the agents of this process, so each agent's conversation has a key of its own (see `LLMAgent`).
 _CONVERSATIONS = itertools.count()
@@ -39,6 +44,9 @@ class LLMAgentOptions:
     # "two_turn": a free-text turn to reason in (purpose "reasoning"), then the constrained answer.
     reasoning: Reasoning = "none"
     reasoning_max_tokens: int | None = None  # the reasoning turn's; `max_tokens` bounds the answer's
+    # "distribution": a choice is drawn with this agent's generator from the model's probabilities of the
+    # options, asked once per distinct prompt and shared (societas.llm.distribution).
+    sampling: Sampling = "reply"
 
 
 @dataclass(slots=True)
@@ -78,6 +86,9 @@ class LLMAgent:
         if self.options.reasoning not in REASONING_MODES:
             raise ValueError(f"reasoning must be one of {', '.join(REASONING_MODES)}; got {self.options.reasoning!r}")
         self._policy_tag = "" if self.options.reasoning == "none" else f"reasoning={self.options.reasoning}"
+        if self.options.sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}; got {self.options.sampling!r}")
+        self._distribution = self.options.sampling == "distribution"
         self._system_cache: tuple[str, dict[str, str]] | None = None
         self._params_cache: dict[int, tuple[ActionSpec | None, int, int | None, dict[str, Any]]] = {}
         self.conversation = f"{name}#{next(_CONVERSATIONS)}"
@@ -134,6 +145,9 @@ class LLMAgent:
         prompt = observation.prompt
         if self.options.reasoning == "two_turn":
             prefix, prompt = await self._reason(prefix, prompt, calls)
+        if self._distribution and observation.spec.kind == "choice":
+            return await self._sample(prefix, prompt, observation.spec, calls, prediction, prediction_valid,
+                                      extra_retries)
         answer = await self._ask(prefix, prompt, observation.spec, calls, "action")
         if prediction_valid is not None:
             return self._combined(answer, calls, prediction, prediction_valid, extra_retries)
@@ -170,6 +184,45 @@ class LLMAgent:
             completion_tokens=sum(c.completion_tokens for c in calls),
             cache_hit=bool(calls) and all(c.cache_hit for c in calls),
             calls=tuple(calls),
+        )
+
+    async def _sample(self, prefix: list[dict[str, str]], prompt: str, spec: ActionSpec, calls: list[LLMCall],
+                      prediction: Any, prediction_valid: bool | None, extra_retries: int) -> Action:
+        """A choice drawn from the model's distribution over the options (`sampling: distribution`).
+
+        The request is the action's, asked at temperature 1 for the options' log-probabilities; the
+        agent's own temperature shapes the draw. Only the decision whose request was sent records the
+        call (with purpose "distribution"); the others cost no tokens, and every one records the
+        probability of what it drew.
+        """
+        opts = self.options
+        # What makes the request (cheaper to hash than its JSON); the usual prefix is the system message alone.
+        said = ((prefix[0]["content"], prompt) if len(prefix) == 1
+                else (*((m["role"], m["content"]) for m in prefix), prompt))
+        key = (said, spec, opts.max_tokens, self._policy_tag)
+        messages = (*prefix, {"role": "user", "content": prompt})
+        request = ChatRequest(messages=messages, temperature=1.0, max_tokens=opts.max_tokens, constraint=spec,
+                              option_logprobs=True, policy=_join(self._policy_tag, "sampling=distribution"))
+        t0 = time.perf_counter()
+        try:
+            dist, asked = await shared_distribution(self._client, key, request)
+        except NoDistribution as exc:
+            raise BadInput(f"sampling: distribution needs the options' log-probabilities (hf: models, vLLM "
+                           f"or llama.cpp servers, fake: models): {exc}") from None
+        waited = time.perf_counter() - t0
+        own = list(calls)
+        u = float(self._rng.random()) if opts.temperature > 0 else 0.0
+        index, probability = dist.draw(u, opts.temperature)
+        if asked:
+            calls.append(self._call(request, dist.result, None, 0, "distribution", dist.result.reasoning))
+        return Action(
+            value=spec.choices[index], policy=self.policy, model=self.model, valid=True, retries=extra_retries,
+            prediction=prediction, prediction_valid=prediction_valid,
+            # The shared call's tokens are in llm_calls, under the decision that sent it; the events,
+            # the same on any runner, carry the tokens of this decision's own calls alone.
+            latency_s=waited + sum(c.latency_s for c in own),
+            prompt_tokens=sum(c.prompt_tokens for c in own), completion_tokens=sum(c.completion_tokens for c in own),
+            cache_hit=not asked or dist.result.cache_hit, calls=tuple(calls), sampled_p=probability,
         )
 
     async def _reason(self, prefix: list[dict[str, str]], prompt: str,
@@ -253,3 +306,7 @@ class LLMAgent:
             messages = [*messages, {"role": "assistant", "content": result.text},
                         {"role": "user", "content": RETRY_PROMPT.format(error=error)}]
         return _Answer(spec.default, False, opts.max_attempts - 1, None)
+
+
+def _join(*tags: str) -> str:
+    return ",".join(t for t in tags if t)

@@ -30,7 +30,9 @@ class ChatRequest:
     drawn from the agent's seeded generator, so a rerun asks for the same
     replicates and replays them. `policy` names what else about the asking
     shapes the reply (an agent option such as `reasoning=two_turn`): it joins
-    the cache key, never the request a provider is sent.
+    the cache key, never the request a provider is sent. `option_logprobs`
+    asks for the log-probability of each of a choice constraint's options
+    (`ChatResult.option_logprobs`), where the backend gives them.
     """
 
     messages: tuple[Message, ...]
@@ -46,6 +48,7 @@ class ChatRequest:
     # per-conversation state, such as hf:'s prefix reuse. It never shapes the reply, so it stays out
     # of the cache key and of equality.
     conversation: str | None = field(default=None, compare=False)
+    option_logprobs: bool = False
 
     def canonical(self, model: str) -> str:
         """Canonical JSON of everything that determines the reply (the cache key's input).
@@ -55,6 +58,7 @@ class ChatRequest:
         return _canonical_json(
             {
                 **({"policy": self.policy} if self.policy else {}),
+                **({"option_logprobs": True} if self.option_logprobs else {}),
                 "model": model,
                 "messages": [m if type(m) is dict else dict(m) for m in self.messages],
                 "temperature": self.temperature,
@@ -90,6 +94,8 @@ class ChatRequest:
             out["constraint"] = self.constraint.to_dict()
         if self.policy:
             out["policy"] = self.policy
+        if self.option_logprobs:
+            out["option_logprobs"] = True
         return out
 
 
@@ -107,6 +113,9 @@ class ChatResult:
     cached_tokens: int = 0
     # A reasoning parser's separate thinking (vLLM's `reasoning_content`); "" when none came apart.
     reasoning: str = ""
+    # Log-probability of each option of a choice constraint, in its order (-inf: below what the engine
+    # listed); None when not asked for or not given.
+    option_logprobs: tuple[float, ...] | None = None
     attempts: int = 1
     errors: tuple[str, ...] = ()
 

@@ -4,12 +4,14 @@ Replies live in one SQLite file (WAL journal, so several processes can read
 while one writes), keyed by `ChatRequest.key(model)`: the hash of everything
 that determines a reply, including the replicate index when temperature > 0.
 Lookups are sub-millisecond, so they run on the event loop without threads.
-Only the reply text, its token counts, the model name and a timestamp are
-stored: never request headers or credentials.
+Only the reply text, its thinking, its token counts, the options'
+log-probabilities when they were asked for (`sampling: distribution`), the
+model name and a timestamp are stored: never request headers or credentials.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -28,7 +30,8 @@ CREATE TABLE IF NOT EXISTS responses (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     created REAL NOT NULL,
-    reasoning TEXT NOT NULL DEFAULT ''
+    reasoning TEXT NOT NULL DEFAULT '',
+    option_logprobs TEXT
 ) WITHOUT ROWID
 """
 
@@ -51,6 +54,8 @@ class ResponseCache:
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(responses)")}
             if "reasoning" not in columns:  # a cache written before reasoning was kept
                 self._conn.execute("ALTER TABLE responses ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''")
+            if "option_logprobs" not in columns:  # before options' distributions were kept
+                self._conn.execute("ALTER TABLE responses ADD COLUMN option_logprobs TEXT")
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise sqlite3.DatabaseError(f"response cache {self.path}: {exc}") from exc
@@ -62,14 +67,16 @@ class ResponseCache:
         """The stored reply for `key` as a cache hit, or None."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT text, model, prompt_tokens, completion_tokens, reasoning FROM responses WHERE key = ?", (key,)
+                "SELECT text, model, prompt_tokens, completion_tokens, reasoning, option_logprobs"
+                " FROM responses WHERE key = ?", (key,)
             ).fetchone()
         if row is None:
             return None
-        text, model, prompt_tokens, completion_tokens, reasoning = row
+        text, model, prompt_tokens, completion_tokens, reasoning, options = row
         return ChatResult(
             text=text, model=model, prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, latency_s=0.0, cache_hit=True, reasoning=reasoning,
+            option_logprobs=None if options is None else tuple(json.loads(options)),
         )
 
     def put(self, key: str, result: ChatResult) -> None:
@@ -77,10 +84,11 @@ class ResponseCache:
         with self._lock:
             self._conn.execute(
                 "INSERT OR IGNORE INTO responses"
-                " (key, text, model, prompt_tokens, completion_tokens, created, reasoning)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " (key, text, model, prompt_tokens, completion_tokens, created, reasoning, option_logprobs)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, result.text, result.model, int(result.prompt_tokens),
-                 int(result.completion_tokens), time.time(), result.reasoning),
+                 int(result.completion_tokens), time.time(), result.reasoning,
+                 None if result.option_logprobs is None else json.dumps(list(result.option_logprobs))),
             )
 
     def __len__(self) -> int:

@@ -228,6 +228,21 @@ def get_responder(name: str) -> Responder:
         raise KeyError(f"unknown fake responder {name!r}; known: {', '.join(sorted(RESPONDERS))}") from None
 
 
+def option_logprobs(request: ChatRequest, choices: tuple[str, ...] | None = None) -> tuple[float, ...]:
+    """A fake model's log-probabilities of a choice request's options: a Dirichlet(1) draw seeded by
+    the messages alone, so every backend serving fakes (in-process, the fake server) gives the same.
+
+    They sum to log(0.9): a tenth of the mass is on words that are no option, as with a real model.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for m in request.messages:
+        h.update(m.get("content", "").encode())
+        h.update(b"\x00")
+    weights = np.random.default_rng(int.from_bytes(h.digest(), "big")).dirichlet(
+        np.ones(len(allowed_choices(request) if choices is None else choices)))
+    return tuple(float(x) for x in np.log(0.9 * weights))
+
+
 def approx_tokens(text: str) -> int:
     """A cheap token count for fake replies (about four characters a token)."""
     return max(1, (len(text) + 3) // 4)
@@ -245,12 +260,16 @@ class FakeModel:
         t0 = time.perf_counter()
         self.calls += 1
         text = self.responder(request)
+        spec = request.constraint
+        scores = (option_logprobs(request) if request.option_logprobs and spec is not None
+                  and spec.kind == "choice" else None)
         return ChatResult(
             text=text,
             model=self.name,
             prompt_tokens=sum(approx_tokens(m.get("content", "")) for m in request.messages),
             completion_tokens=approx_tokens(text),
             latency_s=time.perf_counter() - t0,
+            option_logprobs=scores,
         )
 
     async def aclose(self) -> None:

@@ -115,6 +115,7 @@ class _Outcome:
     completion_tokens: int = 0
     cached_tokens: int = 0
     error: BaseException | None = None
+    option_logprobs: tuple[float, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -405,6 +406,7 @@ class HFChatModel:
                             completion_tokens=out.completion_tokens,
                             cached_tokens=out.cached_tokens,
                             latency_s=now - p.t0,
+                            option_logprobs=out.option_logprobs,
                         )
                     )
 
@@ -603,6 +605,7 @@ class HFChatModel:
             outcomes[row.index].prompt_tokens = len(row.prompt_ids)
             outcomes[row.index].cached_tokens = row.cached
             outcomes[row.index].completion_tokens = len(row.continuations[best])
+            outcomes[row.index].option_logprobs = tuple(scores)  # the scores behind the choice, always given
 
 
 def _pick_option(scores: list[float], request: ChatRequest) -> int:

@@ -35,6 +35,7 @@ from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientMode
 from societas.llm.constraints import ConstraintMode, answer_lead, reply_text, request_body_extras
 from societas.llm.limiter import AdaptiveGate, AdaptiveLimit
 from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner
+from societas.llm.logprobs import TOP_LOGPROBS, option_logprobs, option_texts
 from societas.llm.retry import PROBE
 from societas.llm.specs import ModelOptions, ModelSpec
 
@@ -325,6 +326,9 @@ class OpenAIChatModel:
             body.update(extras.get("extra_body", {}))
         if mode == "llamacpp":
             body["cache_prompt"] = True  # keep the prompt's KV cache in its slot for the next request
+        if request.option_logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = TOP_LOGPROBS
         if request.extra:
             body.update(request.extra)
         return body
@@ -435,6 +439,9 @@ class OpenAIChatModel:
         usage = data.get("usage")
         if not isinstance(usage, dict):
             usage = {}
+        scores = None
+        if request.option_logprobs:
+            scores = self._option_logprobs(request, mode, choices[0].get("logprobs"))
         return ChatResult(
             text=reply_text(str(text), request.constraint, mode),
             model=self.name,
@@ -443,4 +450,16 @@ class OpenAIChatModel:
             latency_s=latency,
             cached_tokens=cached_tokens(data),
             reasoning=str(message.get("reasoning_content") or message.get("reasoning") or ""),
+            option_logprobs=scores,
         )
+
+    @staticmethod
+    def _option_logprobs(request: ChatRequest, mode: ConstraintMode, logprobs: Any) -> tuple[float, ...] | None:
+        """The options' log-probabilities from the reply's token logprobs, where the reply's form is known:
+        a choice written as plain text under a vLLM or llama.cpp constraint (see societas.llm.logprobs)."""
+        spec = request.constraint
+        if (spec is None or spec.kind != "choice" or spec.answer_marker is not None
+                or mode not in ("vllm", "llamacpp") or not isinstance(logprobs, dict)
+                or not isinstance(logprobs.get("content"), list)):
+            return None
+        return option_logprobs(logprobs["content"], option_texts(spec, answer_lead(request.messages)))

@@ -25,7 +25,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import random
+import re
 import socket
 import threading
 import time
@@ -37,7 +39,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from societas.llm.base import ChatRequest
-from societas.llm.fake import Responder, approx_tokens, get_responder
+from societas.llm.fake import Responder, approx_tokens, get_responder, option_logprobs
 from societas.llm.retry import PROBE
 from societas.types import ActionSpec, InvalidAction
 
@@ -223,6 +225,55 @@ def _read_body(body: Mapping[str, Any]) -> tuple[ChatRequest, bool]:
         seed=seed,
     )
     return request, wrapped
+
+
+_ALTERNATION = re.compile(r"(?:(.*) )?\(\?:(.*)\)")
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def _options_asked(body: Mapping[str, Any], chat: ChatRequest) -> tuple[tuple[str, ...], str]:
+    """The options a constrained request allows and the words before them ("Option"), as the body says."""
+    spec = chat.constraint
+    if spec is not None and spec.kind == "choice":
+        grammar = body.get("grammar")
+        lead = ""
+        if isinstance(grammar, str) and grammar.startswith('root ::= "') and '" (' in grammar:
+            lead = _unescape(grammar[len('root ::= "'):grammar.index('" (')]).rstrip()
+        return spec.choices, lead
+    if spec is not None and spec.kind == "regex":
+        m = _ALTERNATION.fullmatch(spec.pattern or "")
+        if m is not None:
+            return tuple(_unescape(a) for a in re.split(r"(?<!\\)\|", m.group(2))), _unescape(m.group(1) or "")
+    return (), ""
+
+
+def token_logprobs(body: Mapping[str, Any], chat: ChatRequest, text: str) -> list[dict[str, Any]]:
+    """`logprobs.content` of a reply, as vLLM gives it for `logprobs: true, top_logprobs: K`.
+
+    A reply that is one of the allowed options is the lead's token, then the option's, where
+    the K likeliest tokens are every option (log-probabilities `fake.option_logprobs` of the
+    request's messages) and one word that is none (a tenth of the mass); other replies are
+    one token a word, each certain.
+    """
+    k = int(body.get("top_logprobs") or 0)
+    options, lead = _options_asked(body, chat)
+    texts = [f"{lead} {c}" if lead else c for c in options]
+    if text not in texts:
+        return [{"token": w, "logprob": 0.0, "top_logprobs": [{"token": w, "logprob": 0.0}][:k]}
+                for w in re.findall(r"\s*\S+", text)]
+    scores = option_logprobs(chat, options)
+    pieces = [(f" {c}" if lead else c, lp) for c, lp in zip(options, scores, strict=True)]
+    pieces.append((" maybe" if lead else "maybe", math.log(0.1)))
+    pieces.sort(key=lambda p: -p[1])
+    chosen = pieces[[p for p, _ in pieces].index(f" {options[texts.index(text)]}" if lead
+                                                 else options[texts.index(text)])]
+    out = [{"token": lead, "logprob": 0.0, "top_logprobs": [{"token": lead, "logprob": 0.0}][:k]}] if lead else []
+    out.append({"token": chosen[0], "logprob": chosen[1],
+                "top_logprobs": [{"token": p, "logprob": lp} for p, lp in pieces[:k]]})
+    return out
 
 
 def _error_body(message: str, kind: str, code: str | None = None) -> bytes:
@@ -525,8 +576,13 @@ class FakeOpenAIServer:
             text = self.faults.off_format_text
         else:
             text = self._answer(chat, wrapped)
+            options, lead = _options_asked(body, chat)
+            if lead and text in options:  # a grammar that writes the lead first ("Option F")
+                text = f"{lead} {text}"
         self._counter += 1
         reply = self._completion(body, chat, text)
+        if body.get("logprobs"):
+            reply["choices"][0]["logprobs"] = {"content": token_logprobs(body, chat, text)}
         if fault == "malformed":
             stats.by_kind["malformed"] += 1
             raw = json.dumps(reply).encode()

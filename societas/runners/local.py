@@ -71,6 +71,7 @@ class RunContext:
             send_seed=self.llm.send_seed,
             reasoning=self.llm.reasoning if seat.reasoning is None else seat.reasoning,
             reasoning_max_tokens=self.llm.reasoning_max_tokens,
+            sampling=self.llm.sampling if seat.sampling is None else seat.sampling,
         )
 
 
@@ -97,7 +98,8 @@ _encode_params = json.JSONEncoder(sort_keys=True).encode
 # The per-decision (per-call) columns in row order; run_id, phase, episode and env are per episode.
 _EVENT_ROW = ("game", "round", "seat", "agent", "partner", "policy", "policy_kind", "model", "action", "value",
               "option", "cooperated", "prediction", "prediction_valid", "valid", "retries", "reward",
-              "cumulative_reward", "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "info")
+              "cumulative_reward", "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "info",
+              "sampled_p")
 _CALL_ROW = ("round", "seat", "agent", "purpose", "attempt", "model", "messages", "params", "reply", "error",
              "latency_s", "prompt_tokens", "completion_tokens", "cache_hit", "cached_tokens", "reasoning")
 
@@ -207,6 +209,7 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
                 act.valid, act.retries,
                 float(rewards.get(a, 0.0)), cumulative[a], act.latency_s, act.prompt_tokens,
                 act.completion_tokens, act.cache_hit, None if record is None else _encode_info(record),
+                act.sampled_p,
             ))
             for c in act.calls:
                 params = c.params

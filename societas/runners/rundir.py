@@ -62,6 +62,7 @@ EVENT_SCHEMA = pa.schema([
     ("completion_tokens", pa.int32()),
     ("cache_hit", pa.bool_()),
     ("info", pa.string()),
+    ("sampled_p", pa.float64()),
 ])
 
 LLM_CALL_SCHEMA = pa.schema([

@@ -31,6 +31,7 @@ class Seat:
     social_chain_of_thought: bool = False
     temperature: float | None = None
     reasoning: str | None = None
+    sampling: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,6 +78,7 @@ def _seat(agent: AgentConfig, name: str, default_model: str | None) -> Seat:
         social_chain_of_thought=agent.social_chain_of_thought,
         temperature=agent.temperature,
         reasoning=agent.reasoning,
+        sampling=agent.sampling,
         params=dict(agent.params),
     )
 
