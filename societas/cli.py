@@ -1,4 +1,4 @@
-"""The `societas` command: run, resume, list, analyze, report."""
+"""The `societas` command: run, resume, list, analyze, report, view."""
 
 from __future__ import annotations
 
@@ -367,6 +367,36 @@ def report(run_dirs: Annotated[list[Path], typer.Argument(help="One run director
             output = run_dirs[0] / "report.html"
         written = write_report(paths, output)
     out.print(str(written), highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def view(runs_dir: Annotated[Path, typer.Argument(help="A folder of runs and sweeps (or one run or sweep "
+                                                   "directory).")] = Path("runs"),
+         port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8765) -> None:
+    """Watch and read runs in a browser: the runs list, live reports, transcripts, comparisons.
+
+    Serves a local web app on 127.0.0.1 and prints its URL; it only reads the
+    run directories, so runs play on undisturbed. Ctrl-C stops it.
+    """
+    from societas.errors import MissingExtra
+
+    with _guard("view"):
+        if not runs_dir.is_dir():
+            _fail(f"{runs_dir}: not a folder (give the folder that holds the run directories)")
+        try:
+            import fastapi  # noqa: F401
+            import jinja2  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:
+            raise MissingExtra("societas view", "view") from None
+        from societas.view.app import serve
+
+        try:
+            serve(runs_dir, port, announce=lambda url: out.print(
+                f"societas view: {url}  (runs in {runs_dir.resolve()}; Ctrl-C stops)", highlight=False,
+                markup=False, soft_wrap=True))
+        except KeyboardInterrupt:
+            pass
 
 
 def _fmt(x: float, spec: str = ".2f") -> str:

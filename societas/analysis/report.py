@@ -535,7 +535,7 @@ FIGURES: dict[str, Callable[[Run, SectionView], str]] = {
 """The report's figures per section key (a study registering a section may add its own)."""
 
 
-def _run_sections(run: Run, prefix: str) -> list[_Section]:
+def _run_sections(run: Run, prefix: str, transcripts: bool = True) -> list[_Section]:
     sections = [
         _Section(f"{prefix}overview", "Run", _overview(run)),
         _Section(f"{prefix}models", "Models and tokens", _usage(run)),
@@ -549,8 +549,21 @@ def _run_sections(run: Run, prefix: str) -> list[_Section]:
         figures = FIGURES.get(view.key)
         body = _view_html(view) + (figures(run, view) if figures is not None else "")
         sections.append(_Section(f"{prefix}{view.key}", view.title, body))
-    sections.append(_Section(f"{prefix}transcripts", "Transcripts", _transcripts(run)))
+    if transcripts:
+        sections.append(_Section(f"{prefix}transcripts", "Transcripts", _transcripts(run)))
     return sections
+
+
+def report_sections(run: Run, *, transcripts: bool = True) -> list[tuple[str, str, str]]:
+    """The sections of one run's report as (anchor, title, HTML body), for pages that show them live
+    (`societas view`); `transcripts=False` leaves out the transcript sample. Styled by `CSS`."""
+    return [(s.anchor, s.title, s.body) for s in _run_sections(run, prefix="", transcripts=transcripts)]
+
+
+def comparison_html(runs: Sequence[Run]) -> str:
+    """The comparison section of several runs (facts side by side, agents and curves across runs) as HTML."""
+    runs = list(runs)
+    return _comparison(runs, _labels(runs))
 
 
 def _nested(run: Run, i: int, label: str) -> _Section:
