@@ -213,7 +213,7 @@ def _labels(runs: Sequence[Run]) -> dict[str, str]:
 # --------------------------------------------------------------------------- sections of one run
 
 
-def _overview(run: Run) -> str:
+def _overview(run: Run, playing: bool = False) -> str:
     cfg = run.config
     env = cfg.get("environment", {}) or {}
     params = env.get("params", {}) or {}
@@ -235,7 +235,10 @@ def _overview(run: Run) -> str:
         rows.append(("size", f"{_episodes(run):,} episodes and {len(run.events):,} decisions on disk"))
     body = "".join(f"<tr><th>{k}</th><td class='text'>{v}</td></tr>" for k, v in rows)
     out = f'<div class="scroll"><table class="data">{body}</table></div>'
-    if s is None:
+    if s is None and playing:
+        out += (f'<p class="note">Still playing: everything below covers the {_episodes(run):,} episodes on '
+                "disk so far.</p>")
+    elif s is None:
         out += ('<div class="banner"><b>Incomplete run:</b> there is no <code>summary.json</code>, so the run '
                 f"stopped before its end. Everything below covers the {_episodes(run):,} episodes on disk; "
                 f"finish it with <code>societas resume {_e(run.path)}</code>.</div>")
@@ -535,9 +538,9 @@ FIGURES: dict[str, Callable[[Run, SectionView], str]] = {
 """The report's figures per section key (a study registering a section may add its own)."""
 
 
-def _run_sections(run: Run, prefix: str, transcripts: bool = True) -> list[_Section]:
+def _run_sections(run: Run, prefix: str, transcripts: bool = True, playing: bool = False) -> list[_Section]:
     sections = [
-        _Section(f"{prefix}overview", "Run", _overview(run)),
+        _Section(f"{prefix}overview", "Run", _overview(run, playing)),
         _Section(f"{prefix}models", "Models and tokens", _usage(run)),
         _Section(f"{prefix}reliability", "Invalid actions and retries", _reliability(run)),
     ]
@@ -554,10 +557,12 @@ def _run_sections(run: Run, prefix: str, transcripts: bool = True) -> list[_Sect
     return sections
 
 
-def report_sections(run: Run, *, transcripts: bool = True) -> list[tuple[str, str, str]]:
+def report_sections(run: Run, *, transcripts: bool = True, playing: bool = False) -> list[tuple[str, str, str]]:
     """The sections of one run's report as (anchor, title, HTML body), for pages that show them live
-    (`societas view`); `transcripts=False` leaves out the transcript sample. Styled by `CSS`."""
-    return [(s.anchor, s.title, s.body) for s in _run_sections(run, prefix="", transcripts=transcripts)]
+    (`societas view`); `transcripts=False` leaves out the transcript sample, `playing=True` says the run
+    is still under way rather than stopped. Styled by `CSS`."""
+    return [(s.anchor, s.title, s.body)
+            for s in _run_sections(run, prefix="", transcripts=transcripts, playing=playing)]
 
 
 def comparison_html(runs: Sequence[Run]) -> str:

@@ -60,7 +60,7 @@ class Renderer:
                 return last  # the next poll picks the new version up
             started = time.perf_counter()
             run = load_run(path)
-            sections = report_sections(run, transcripts=False) if not run.events.empty else []
+            sections = report_sections(run, transcripts=False, playing=live) if not run.events.empty else []
             item = Rendered(version, sections, time.perf_counter() - started, time.time())
             self._keep(key, item)
             self._latest[str(path)] = item

@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from societas.analysis.transcript import invalid_decisions
 from societas.view.transcripts import PAGE_DECISIONS
+
+httpx = pytest.importorskip("httpx", reason="needs httpx (the [dev] extra)")
+pytest.importorskip("fastapi", reason="societas view needs the [view] extra")
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:

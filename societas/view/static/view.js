@@ -22,9 +22,10 @@
     table.addEventListener("change", syncButton);
     const refresh = async () => {
       if (document.hidden) return;
-      const picked = new Set([...document.querySelectorAll('input[name="run"]:checked')].map((i) => i.value));
       try {
         const { body } = await text(table.dataset.refresh);
+        // Ticks read after the fetch, so one made while it was under way is kept too.
+        const picked = new Set([...document.querySelectorAll('input[name="run"]:checked')].map((i) => i.value));
         table.innerHTML = body;
         document.querySelectorAll('input[name="run"]').forEach((i) => { i.checked = picked.has(i.value); });
         syncButton();
