@@ -20,7 +20,12 @@ societas reward and episode total is recomputed from the recorded options.
 Repetitions are interleaved (Mesa, societas, societas one at a time, ...);
 medians are printed with their ratios.
 
-Usage: python benchmarks/peers/mesa_pd.py [--agents 1000] [--steps 100] [--repeat 5]
+A run's fixed costs (config and run directory written, checkpoint and summary,
+each with an fsync) weigh on 100,000 decisions; the steady-state rows repeat the
+pairs `--games` times in one run (Mesa: as many models one after another), so
+the per-decision costs show.
+
+Usage: python benchmarks/peers/mesa_pd.py [--agents 1000] [--steps 100] [--repeat 5] [--games 10]
 """
 
 from __future__ import annotations
@@ -106,32 +111,37 @@ class PDModel(mesa.Model):
         self.decisions += len(self.agents)
 
 
-def mesa_run(n: int, steps: int) -> tuple[float, int, float]:
+def mesa_run(n: int, steps: int, games: int = 1) -> tuple[float, int]:
+    """`games` models one after another (as `games` repetitions of the pairs in one societas run)."""
+    models = []
     t0 = time.perf_counter()
-    model = PDModel(n)
-    for _ in range(steps):
-        model.step()
+    for g in range(games):
+        model = PDModel(n, seed=g)
+        for _ in range(steps):
+            model.step()
+        models.append(model)
     wall = time.perf_counter() - t0
-    total = sum(a.score for a in model.agents)
     # The score check: every total recomputed from the moves the agents made.
-    for a in model.agents:
-        assert a.score == sum(PAYOFF[(m, p)][0] for m, p in zip(a.moves, a.partner.moves, strict=True))
-    return wall, model.decisions, total
+    for model in models:
+        for a in model.agents:
+            if a.score != sum(PAYOFF[(m, p)][0] for m, p in zip(a.moves, a.partner.moves, strict=True)):
+                raise SystemExit(f"Mesa misscored {a}")
+    return wall, sum(m.decisions for m in models)
 
 
-def societas_run(n: int, steps: int, batch: bool) -> tuple[float, int, dict]:
+def societas_run(n: int, steps: int, batch: bool, games: int = 1) -> tuple[float, int, dict]:
     with tempfile.TemporaryDirectory(prefix="societas-mesa-") as tmp:
         os.environ.setdefault("SOCIETAS_CACHE_DIR", str(Path(tmp) / "cache"))
         t0 = time.perf_counter()
-        cfg = make_config(n, steps, tmp, batch)
+        cfg = make_config(n, steps, tmp, batch, games)
         rd, summary = run_experiment(cfg, progress=False)
         wall = time.perf_counter() - t0
         check = societas_pd.check_scores(rd.path)
     return wall, summary["decisions"], check
 
 
-def make_config(n: int, steps: int, out: str, batch: bool):
-    base = societas_pd.make_config(n, "scripted", 1, out)
+def make_config(n: int, steps: int, out: str, batch: bool, games: int = 1):
+    base = societas_pd.make_config(n, "scripted", games, out)
     env = base.environment.model_copy(update={"params": {"game": "prisoners_dilemma", "rounds": steps}})
     return base.model_copy(update={"environment": env,
                                    "runner": base.runner.model_copy(update={"batch_scripted": batch})})
@@ -154,6 +164,8 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--games", type=int, default=10, help="repetitions for the steady-state rows (1: none)")
+    ap.add_argument("--skip-one", action="store_true", help="leave out the one-decision-at-a-time run")
     args = ap.parse_args()
     print(f"# mesa_pd.py  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  "
           f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
@@ -162,33 +174,46 @@ def main() -> None:
           f"{args.repeat} interleaved repetitions after one warm-up each; medians")
     mesa_run(args.agents, 2)
     societas_run(args.agents, 2, True)
-    rates: dict[str, list[float]] = {"mesa": [], "batched": [], "alone": [], "one": []}
+    rates: dict[str, list[float]] = {}
     checks = []
+
+    def add(key: str, wall: float, decisions: int) -> None:
+        rates.setdefault(key, []).append(decisions / wall)
+
     for _ in range(args.repeat):
-        wall, decisions, _ = mesa_run(args.agents, args.steps)
-        rates["mesa"].append(decisions / wall)
+        add("mesa", *mesa_run(args.agents, args.steps))
         wall, decisions, check = societas_run(args.agents, args.steps, True)
-        rates["batched"].append(decisions / wall)
+        add("batched", wall, decisions)
         checks.append(check)
-        wall, rows = play_alone(args.agents, args.steps)
-        rates["alone"].append(rows / wall)
-        wall, decisions, check = societas_run(args.agents, args.steps, False)
-        rates["one"].append(decisions / wall)
-        checks.append(check)
+        add("alone", *play_alone(args.agents, args.steps))
+        if not args.skip_one:
+            wall, decisions, check = societas_run(args.agents, args.steps, False)
+            add("one", wall, decisions)
+            checks.append(check)
+        if args.games > 1:
+            add("mesa_g", *mesa_run(args.agents, args.steps, args.games))
+            wall, decisions, check = societas_run(args.agents, args.steps, True, args.games)
+            add("batched_g", wall, decisions)
+            checks.append(check)
     med = {k: statistics.median(v) for k, v in rates.items()}
     rows = [
-        ("Mesa 3.x, no per-decision log", "mesa"),
-        ("societas run, scripted members together, every decision in Parquet", "batched"),
-        ("societas batched play alone (events as Arrow tables, no run directory)", "alone"),
-        ("societas run, one decision at a time (batch_scripted: false)", "one"),
+        ("Mesa, no per-decision log", "mesa", "mesa"),
+        ("societas run, scripted members together, every decision in Parquet", "batched", "mesa"),
+        ("societas batched play alone (events as Arrow tables, no run directory)", "alone", "mesa"),
+        ("societas run, one decision at a time (batch_scripted: false)", "one", "mesa"),
+        (f"Mesa, {args.games} models one after another", "mesa_g", "mesa_g"),
+        (f"societas run, the pairs {args.games} times in one run, every decision in Parquet", "batched_g", "mesa_g"),
     ]
-    for label, key in rows:
+    for label, key, base in rows:
+        if key not in med:
+            continue
         spread = f"{min(rates[key]):,.0f}-{max(rates[key]):,.0f}"
-        print(f"{label:<76} {med[key]:>12,.0f} decisions/s  ({spread})  {med[key] / med['mesa']:.2f}x Mesa")
+        print(f"{label:<80} {med[key]:>11,.0f} decisions/s ({spread}) {med[key] / med[base]:>5.2f}x Mesa")
     bad = [c for c in checks if not c.get("ok", True)]
     print(f"score checks: {len(checks) - len(bad)}/{len(checks)} societas runs with every reward and total "
           f"recomputed right; every Mesa total recomputed right")
-    print(f"ratio societas/mesa decisions per second: {med['batched'] / med['mesa']:.2f}")
+    print(f"ratio societas/mesa decisions per second: {med['batched'] / med['mesa']:.2f} (one 100-step run)"
+          + (f", {med['batched_g'] / med['mesa_g']:.2f} ({args.games} repetitions)" if "batched_g" in med else ""))
 
 
 if __name__ == "__main__":

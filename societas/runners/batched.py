@@ -9,7 +9,8 @@ events come out as Arrow columns, not rows. The events, episodes rows and seeds
 are those `local.play_episode` gives the same episodes (each seat's generator
 is the one it would have had; the environment is reset from the episode's seed
 where it draws letters), so a run gives the same events whichever path played
-an episode; `runner.batch_scripted: false` turns the path off.
+an episode; `runner.batch_scripted: false` turns the path off. Ray shards play
+every episode one decision at a time (the same events).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,13 +51,22 @@ def _forms(spec: EpisodeSpec) -> list[BatchForm] | None:
     return forms
 
 
+def _params_key(params: dict[str, Any]) -> Any:
+    try:
+        key = tuple(sorted(params.items()))
+        hash(key)
+        return key
+    except TypeError:  # lists or mappings among the values
+        return json.dumps(params, sort_keys=True, default=repr)
+
+
 def split(episodes: Iterable[EpisodeSpec]) -> tuple[list[list[EpisodeSpec]], list[EpisodeSpec]]:
     """Groups that can be played together (one game and parameters each), and the rest."""
-    groups: dict[tuple[str, str], list[EpisodeSpec]] = {}
-    envs: dict[tuple[str, str], bool] = {}
+    groups: dict[tuple[str, Any], list[EpisodeSpec]] = {}
+    envs: dict[tuple[str, Any], bool] = {}
     rest = []
     for spec in episodes:
-        key = (spec.env_id, json.dumps(spec.env_params, sort_keys=True, default=repr))
+        key = (spec.env_id, _params_key(spec.env_params))
         if key not in envs:
             try:
                 env = make_env(spec.env_id, **spec.env_params)
@@ -89,10 +100,10 @@ def play_group(specs: list[EpisodeSpec], ctx: RunContext) -> BatchOutput:
     # Players by strategy, and the uniforms of those that draw, from each seat's own generator.
     by_form: dict[int, tuple[BatchForm, list[int]]] = {}
     names, policies, letters = [], [], []
+    worlds = [spec.world_key() for spec in specs]
     for e, spec in enumerate(specs):
-        world = spec.world_key()
         if env.random_letters:
-            env.reset(seed=episode_seed(ctx.seed, world))
+            env.reset(seed=episode_seed(ctx.seed, worlds[e]))
         letters.extend(env.options)
         for s, (seat, form) in enumerate(zip(spec.seats, _forms(spec) or [], strict=True)):
             by_form.setdefault(id(form), (form, []))[1].append(2 * e + s)
@@ -107,7 +118,7 @@ def play_group(specs: list[EpisodeSpec], ctx: RunContext) -> BatchOutput:
             uniforms = np.empty((len(idx), rounds))
             for row, player in enumerate(members):
                 e, s = divmod(player, 2)
-                gen = agent_rng(ctx.seed, specs[e].world_key(), s, specs[e].seats[s].name)
+                gen = agent_rng(ctx.seed, worlds[e], s, specs[e].seats[s].name)
                 uniforms[row, steps] = gen.random(len(steps))
         plan.append((form, idx, uniforms))
     options = np.empty(players, dtype=np.int8)

@@ -275,9 +275,15 @@ def read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
         raise CorruptRun(path, exc) from None
 
 
+# Min/max statistics only for the columns parts are filtered on: statistics of every column
+# (long prompt and reply strings included) cost about a fifth of writing an events part.
+_STATISTICS = ("phase", "episode", "round", "seat")
+
+
 def _write_table(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table, tmp, compression="zstd",
+                   write_statistics=[c for c in _STATISTICS if c in table.column_names])
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
