@@ -8,7 +8,12 @@ interactions). Peak memory is the process's peak RSS (getrusage); the baseline
 is the same process after imports with a 100-agent run. Growth is the exponent
 k in time ~ N^k between neighbouring sizes.
 
+Beside it, the registered `naming-game` environment (the game language-model
+players play, memory of the last 5 interactions) with scripted minimal players
+through a normal run, one decision at a time, for a few population rounds.
+
 Usage: python benchmarks/naming_scale.py [--agents 1000 10000 100000 1000000] [--rounds R] [--names 10]
+                                         [--env-agents 100 1000] [--env-rounds 2]
 """
 
 from __future__ import annotations
@@ -48,14 +53,41 @@ def one(n: int, rounds: int | None, names: int, write: bool) -> dict:
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "file_mb": size / 2**20}
 
 
+def one_env(n: int, rounds: int) -> dict:
+    """The registered naming-game environment through a normal run: N scripted minimal players,
+    memory 5, `rounds` population rounds, every decision in the run directory."""
+    from societas.config import parse_config
+    from societas.runners.run import run_experiment
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = parse_config({
+            "name": f"naming-{n}", "seed": 0, "output_dir": d,
+            "environment": {"id": "naming-game", "params": {"num_agents": n, "memory": 5, "rounds": rounds}},
+            "population": [{"name": "player", "policy": "scripted:minimal", "count": n}],
+            "matchmaking": {"kind": "population"},
+        }, source="naming_scale")
+        t0 = time.perf_counter()
+        _, summary = run_experiment(cfg, progress=False)
+        wall = time.perf_counter() - t0
+    return {"agents": n, "decisions": summary["decisions"], "wall_s": wall,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--agents", nargs="+", type=int, default=[1000, 10_000, 100_000, 1_000_000])
     ap.add_argument("--rounds", type=int, default=None, help="population rounds (N interactions each); "
                     "default: to consensus")
     ap.add_argument("--names", type=int, default=10, help="W, the names to choose from (<= 64)")
+    ap.add_argument("--env-agents", nargs="*", type=int, default=[100, 1000],
+                    help="also run the registered naming-game env with this many scripted players")
+    ap.add_argument("--env-rounds", type=int, default=2, help="population rounds of those runs")
     ap.add_argument("--one", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--one-env", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one_env:
+        print(json.dumps(one_env(args.one_env, args.env_rounds)))
+        return
     if args.one:
         print(json.dumps(one(args.one[0], args.rounds, args.names, bool(args.one[1]))))
         return
@@ -95,6 +127,15 @@ def main() -> None:
             print(f"{n:>9,} {'Parquet' if write else 'none':>7} {row['interactions'] / n:>10.1f} "
                   f"{row['decisions']:>11,} {row['wall_s']:>8.2f} {row['decisions'] / row['wall_s']:>12,.0f} "
                   f"{row['peak_mb']:>8.0f} {grown / n:>8.0f} {row['file_mb']:>8.1f} {k:>9}", flush=True)
+    if args.env_agents:
+        print(f"# the registered naming-game env (memory 5) through a normal run, scripted:minimal players, "
+              f"{args.env_rounds} population rounds, one decision at a time, every decision in Parquet")
+        for n in args.env_agents:
+            cmd = [sys.executable, __file__, "--one-env", str(n), "--env-rounds", str(args.env_rounds)]
+            row = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+                             .splitlines()[-1])
+            print(f"{n:>9,} {'run dir':>7} {args.env_rounds:>10} {row['decisions']:>11,} {row['wall_s']:>8.2f} "
+                  f"{row['decisions'] / row['wall_s']:>12,.0f} {row['peak_mb']:>8.0f}", flush=True)
 
 
 if __name__ == "__main__":

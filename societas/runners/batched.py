@@ -87,7 +87,8 @@ def _strings(values: list[str | None], index: np.ndarray) -> pa.Array:
 def play_group(specs: list[EpisodeSpec], ctx: RunContext) -> BatchOutput:
     """Play episodes of one repeated matrix game (every seat with a batch form) together."""
     env = make_env(specs[0].env_id, **specs[0].env_params)
-    assert type(env) is RepeatedMatrixGame  # split() chose these
+    if type(env) is not RepeatedMatrixGame:
+        raise TypeError(f"{specs[0].env_id} is not a repeated matrix game; split() keeps it out of a batch")
     n_ep, rounds = len(specs), env.rounds
     players = 2 * n_ep
     p = env.payoffs
