@@ -111,33 +111,33 @@ class PDModel(mesa.Model):
         self.decisions += len(self.agents)
 
 
-def mesa_run(n: int, steps: int, games: int = 1) -> tuple[float, int]:
+def mesa_run(n: int, steps: int, games: int = 1) -> tuple[float, float, int]:
     """`games` models one after another (as `games` repetitions of the pairs in one societas run)."""
     models = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for g in range(games):
         model = PDModel(n, seed=g)
         for _ in range(steps):
             model.step()
         models.append(model)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     # The score check: every total recomputed from the moves the agents made.
     for model in models:
         for a in model.agents:
             if a.score != sum(PAYOFF[(m, p)][0] for m, p in zip(a.moves, a.partner.moves, strict=True)):
                 raise SystemExit(f"Mesa misscored {a}")
-    return wall, sum(m.decisions for m in models)
+    return wall, cpu, sum(m.decisions for m in models)
 
 
-def societas_run(n: int, steps: int, batch: bool, games: int = 1) -> tuple[float, int, dict]:
+def societas_run(n: int, steps: int, batch: bool, games: int = 1) -> tuple[float, float, int, dict]:
     with tempfile.TemporaryDirectory(prefix="societas-mesa-") as tmp:
         os.environ.setdefault("SOCIETAS_CACHE_DIR", str(Path(tmp) / "cache"))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cfg = make_config(n, steps, tmp, batch, games)
         rd, summary = run_experiment(cfg, progress=False)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         check = societas_pd.check_scores(rd.path)
-    return wall, summary["decisions"], check
+    return wall, cpu, summary["decisions"], check
 
 
 def make_config(n: int, steps: int, out: str, batch: bool, games: int = 1):
@@ -147,16 +147,16 @@ def make_config(n: int, steps: int, out: str, batch: bool, games: int = 1):
                                    "runner": base.runner.model_copy(update={"batch_scripted": batch})})
 
 
-def play_alone(n: int, steps: int) -> tuple[float, int]:
+def play_alone(n: int, steps: int) -> tuple[float, float, int]:
     """The batched play of the same episodes into Arrow tables, without a run directory."""
     cfg = make_config(n, steps, tempfile.gettempdir(), True)
     episodes = make_society(cfg).phase(0)
     ctx = RunContext(run_id="bench", seed=cfg.seed, llm=cfg.llm)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     groups, rest = batched.split(episodes)
     rows = sum(out.events.num_rows for out in batched.play(groups, ctx, max_rows=cfg.runner.flush_every_rows))
     assert not rest
-    return time.perf_counter() - t0, rows
+    return time.perf_counter() - t0, time.process_time() - c0, rows
 
 
 def main() -> None:
@@ -175,27 +175,30 @@ def main() -> None:
     mesa_run(args.agents, 2)
     societas_run(args.agents, 2, True)
     rates: dict[str, list[float]] = {}
+    cpu_rates: dict[str, list[float]] = {}
     checks = []
 
-    def add(key: str, wall: float, decisions: int) -> None:
+    def add(key: str, wall: float, cpu: float, decisions: int) -> None:
         rates.setdefault(key, []).append(decisions / wall)
+        cpu_rates.setdefault(key, []).append(decisions / cpu)
 
     for _ in range(args.repeat):
         add("mesa", *mesa_run(args.agents, args.steps))
-        wall, decisions, check = societas_run(args.agents, args.steps, True)
-        add("batched", wall, decisions)
+        wall, cpu, decisions, check = societas_run(args.agents, args.steps, True)
+        add("batched", wall, cpu, decisions)
         checks.append(check)
         add("alone", *play_alone(args.agents, args.steps))
         if not args.skip_one:
-            wall, decisions, check = societas_run(args.agents, args.steps, False)
-            add("one", wall, decisions)
+            wall, cpu, decisions, check = societas_run(args.agents, args.steps, False)
+            add("one", wall, cpu, decisions)
             checks.append(check)
         if args.games > 1:
             add("mesa_g", *mesa_run(args.agents, args.steps, args.games))
-            wall, decisions, check = societas_run(args.agents, args.steps, True, args.games)
-            add("batched_g", wall, decisions)
+            wall, cpu, decisions, check = societas_run(args.agents, args.steps, True, args.games)
+            add("batched_g", wall, cpu, decisions)
             checks.append(check)
     med = {k: statistics.median(v) for k, v in rates.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu_rates.items()}
     rows = [
         ("Mesa, no per-decision log", "mesa", "mesa"),
         ("societas run, scripted members together, every decision in Parquet", "batched", "mesa"),
@@ -204,11 +207,13 @@ def main() -> None:
         (f"Mesa, {args.games} models one after another", "mesa_g", "mesa_g"),
         (f"societas run, the pairs {args.games} times in one run, every decision in Parquet", "batched_g", "mesa_g"),
     ]
+    print(f"{'':<80} {'decisions/s (range)':>30} {'/ Mesa':>6} {'per CPU s':>11} {'/ Mesa':>6}")
     for label, key, base in rows:
         if key not in med:
             continue
-        spread = f"{min(rates[key]):,.0f}-{max(rates[key]):,.0f}"
-        print(f"{label:<80} {med[key]:>11,.0f} decisions/s ({spread}) {med[key] / med[base]:>5.2f}x Mesa")
+        spread = f"{med[key]:,.0f} ({min(rates[key]):,.0f}-{max(rates[key]):,.0f})"
+        print(f"{label:<80} {spread:>30} {med[key] / med[base]:>6.2f} {cpu_med[key]:>11,.0f} "
+              f"{cpu_med[key] / cpu_med[base]:>6.2f}")
     bad = [c for c in checks if not c.get("ok", True)]
     print(f"score checks: {len(checks) - len(bad)}/{len(checks)} societas runs with every reward and total "
           f"recomputed right; every Mesa total recomputed right")
