@@ -7,8 +7,8 @@ Each batch form gives, for every player, the option its scalar strategy would
 give from the same history and the same per-seat generator: a strategy that
 draws takes the uniforms the seat's own generator would have given it, one per
 round in which it draws (`draws`), so playing together changes no event. A
-strategy without a batch form here (or one a plug-in replaced) is played one
-decision at a time.
+strategy without a batch form (or one a plug-in replaced) is played one
+decision at a time; `register_batch_form` gives a plug-in's strategy one.
 """
 
 from __future__ import annotations
@@ -113,6 +113,24 @@ _FORMS: dict[str, BatchForm] = {
     "tft_noise20": BatchForm(scripted.tft_noise20, _noisy(0.2), lambda t: t > 0),
     "random": BatchForm(scripted.uniform_random, _random, lambda t: True),
 }
+
+
+def register_batch_form(name: str, decide: BatchStrategy, *,
+                        draws: Callable[[int], bool] | None = None) -> None:
+    """Let the players of `scripted:NAME` (a strategy registered already) decide together.
+
+    `decide(histories, players, t, uniforms)` must give, for each of `players`, the
+    option the strategy gives from the same history; `draws(t)` says in which
+    rounds (from 0) the strategy calls `rng.random()` once, and `uniforms` holds
+    those draws. The form belongs to the strategy registered now: replacing the
+    strategy later leaves its players deciding one at a time again.
+    """
+    fn = STRATEGIES.get(name)
+    if fn is None:
+        raise ValueError(f"no scripted strategy {name!r} to give a batch form; register_strategy it first")
+    if not callable(decide) or (draws is not None and not callable(draws)):
+        raise TypeError(f"batch form of {name!r}: decide and draws must be callable")
+    _FORMS[name] = BatchForm(fn, decide, draws or (lambda t: False))
 
 
 def batch_form(name: str) -> BatchForm | None:

@@ -11,10 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from societas.agents.scripted import STRATEGIES
-from societas.agents.scripted_batch import Histories, batch_form, win_threshold
+from societas.agents.scripted_batch import _FORMS, Histories, batch_form, register_batch_form, win_threshold
 from societas.config import parse_config
 from societas.environments.catalog import lookup
+from societas.runners import batched
 from societas.runners.run import resume_run, run_experiment
+from societas.societies.society import make_society
 
 _ORDER = [("phase", "ascending"), ("episode", "ascending"), ("round", "ascending"), ("seat", "ascending")]
 
@@ -129,3 +131,34 @@ def test_a_replaced_strategy_decides_alone(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(STRATEGIES, "tit_for_tat", lambda data, rng: 1)
     assert batch_form("tit_for_tat") is None
     assert batch_form("grim_trigger") is not None
+
+
+def test_a_registered_strategy_with_a_batch_form_decides_together(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def steady(data: Any, rng: np.random.Generator) -> int:  # answers a defection one time in three
+        partner = data["partner_history"]
+        if not partner:
+            return 0
+        u = rng.random()
+        return int(partner[-1] == 1 and u < 1 / 3)
+
+    def together(h: Histories, p: np.ndarray, t: int, u: np.ndarray | None) -> np.ndarray:
+        if t == 0:
+            return np.zeros(len(p), dtype=np.int8)
+        return ((h.moves[p ^ 1, t - 1] == 1) & (u < 1 / 3)).astype(np.int8)
+
+    monkeypatch.setitem(STRATEGIES, "steady", steady)  # undone after the test, as the form below
+    monkeypatch.setitem(_FORMS, "steady", None)
+    with pytest.raises(ValueError, match="register_strategy it first"):
+        register_batch_form("unheard_of", together)
+    register_batch_form("steady", together, draws=lambda t: t > 0)
+    assert batch_form("steady") is not None
+    population = [{"name": "s", "policy": "scripted:steady"}, {"name": "r", "policy": "scripted:random"}]
+    params = {"game": "prisoners_dilemma", "rounds": 8}
+    config = _config(tmp_path / "c", True, params, population)
+    groups, rest = batched.split(make_society(config).phase(0))
+    assert not rest and sum(map(len, groups)) == 4  # s-s, s-r, r-s, r-r: all played together
+    runs = [run_experiment(_config(tmp_path / str(b), b, params, population), progress=False) for b in (False, True)]
+    assert _tables(runs[0][0].path) == _tables(runs[1][0].path)
+    monkeypatch.setitem(STRATEGIES, "steady", lambda data, rng: 1)  # replaced: its form no longer applies
+    assert batch_form("steady") is None
