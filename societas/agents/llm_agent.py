@@ -190,8 +190,10 @@ class LLMAgent:
                       prediction: Any, prediction_valid: bool | None, extra_retries: int) -> Action:
         """A choice drawn from the model's distribution over the options (`sampling: distribution`).
 
-        The request is the action's, asked at temperature 1 for the options' log-probabilities; the
-        agent's own temperature shapes the draw. Only the decision whose request was sent records the
+        The request is the action's, asked greedily for the options' log-probabilities (so a
+        constrained engine writes the options as the model most likely tokenizes them; the
+        log-probabilities are the model's own, before any temperature); the agent's temperature
+        shapes the draw. Only the decision whose request was sent records the
         call (with purpose "distribution"); the others cost no tokens, and every one records the
         probability of what it drew.
         """
@@ -201,7 +203,7 @@ class LLMAgent:
                 else (*((m["role"], m["content"]) for m in prefix), prompt))
         key = (said, spec, opts.max_tokens, self._policy_tag)
         messages = (*prefix, {"role": "user", "content": prompt})
-        request = ChatRequest(messages=messages, temperature=1.0, max_tokens=opts.max_tokens, constraint=spec,
+        request = ChatRequest(messages=messages, temperature=0.0, max_tokens=opts.max_tokens, constraint=spec,
                               option_logprobs=True, policy=_join(self._policy_tag, "sampling=distribution"))
         t0 = time.perf_counter()
         try:

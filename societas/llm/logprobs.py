@@ -7,9 +7,11 @@ first token past them the engine lists its K likeliest tokens with their
 log-probabilities (vLLM by default before any processing: the model's own; the
 constraint only picked which one was written). Each listed token that starts
 exactly one option's text gives that option its probability; an option not
-listed gets -inf (less likely than the K-th token). When the reply does not
-have the expected form, or one listed token starts several options (so the
-split between them is unknown), there is no distribution to give: None.
+listed gets -inf (less likely than the K-th token); a listed token that
+stays within the shared part (a lone space) decides nothing and is left out.
+When the reply does not have the expected form, or one listed token starts
+several options (so the split between them is unknown), there is no
+distribution to give: None.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def option_logprobs(tokens: Sequence[Mapping[str, Any]], texts: Sequence[str]) -
             text, lp = alt.get("token"), alt.get("logprob")
             if not isinstance(text, str) or not isinstance(lp, (int, float)):
                 continue
+            if len(written) + len(text) <= len(shared):
+                continue  # stays within what the options share (" " after "Option"): it decides nothing
             which = [i for i, t in enumerate(texts) if _matches(written + text, t)]
             if len(which) > 1:
                 return None  # one token opens several options: their split is not in this reply

@@ -55,7 +55,7 @@ def test_options_are_read_off_the_token_logprobs() -> None:
     tokens = [{"token": "Option", "logprob": 0.0},
               {"token": " J", "logprob": -0.5, "top_logprobs": [
                   {"token": " J", "logprob": -0.5}, {"token": " F", "logprob": -1.5},
-                  {"token": " maybe", "logprob": -2.0}]}]
+                  {"token": " maybe", "logprob": -2.0}, {"token": " ", "logprob": -2.2}]}]
     assert option_logprobs(tokens, texts) == pytest.approx((-1.5, -0.5))
     # An option past the listed tokens is less likely than all of them.
     assert option_logprobs([tokens[0], {**tokens[1], "top_logprobs": tokens[1]["top_logprobs"][:1]}],
@@ -93,7 +93,7 @@ def test_many_agents_awaiting_one_prompt_cause_one_call(owned_by: str) -> None:
             await model.aclose()
             assert server.stats.total == 1
             body = server.bodies[0]
-            assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["temperature"] == 1.0
+            assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["temperature"] == 0.0
         return actions
 
     actions = asyncio.run(play())
