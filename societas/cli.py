@@ -422,9 +422,24 @@ def _print_sweep(path: Path) -> None:
                   *(str(cells[g]) for g in grid), cells["status"], str(int(decisions.get(name, 0))),
                   _fmt(float(coop.get(name, float("nan")))), _fmt(float(reward.get(name, float("nan")))))
     out.print(t)
+    _print_naming_sweep(path)
     unfinished = int((index["status"] != "complete").sum())
     if unfinished:
         out.print(f"[yellow]{unfinished} runs incomplete: finish them with `societas resume {path}`[/]")
+
+
+def _print_naming_sweep(path: Path) -> None:
+    """A naming-game sweep with committed minorities: adoption and flips per minority size, across runs."""
+    from societas.analysis.load import load_sweep_events
+    from societas.analysis.sections.naming import ENV, sweep_view
+
+    events = load_sweep_events(path, columns=["env", "agent", "action", "policy", "valid", "model"])
+    if events.empty or not (events["env"] == ENV).any():
+        return
+    view = sweep_view(events)
+    if view is not None:
+        _print_view(view, path.name)
+        out.print(view.intro, highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_strategies(r: Any) -> None:
@@ -447,12 +462,16 @@ def _print_section(r: Any) -> None:
     section = section_for(r)
     if section is None:
         _fail(f"{r.path}: no analysis applies to this run", 1)
-    view = section.build(r)
+    _print_view(section.build(r), r.run_id)
+
+
+def _print_view(view: Any, where: str) -> None:
+    """A section's tables, each standing (fallback shares and caveats) under its first table."""
     if view.intro and not view.tables:
         out.print(view.intro, highlight=False)
     shown = None
     for table in view.tables:
-        t = Table(*table.labels(), title=f"{r.run_id}: {table.title}", title_justify="left")
+        t = Table(*table.labels(), title=f"{where}: {table.title}", title_justify="left")
         for cells in table.cells():
             t.add_row(*cells)
         out.print(t)

@@ -171,7 +171,7 @@ def _kind(run: Run) -> str:
     if "donor-game" in envs:
         return "donor"
     for env, kind in (("feedback-loop", "lockin"), ("tom-observer", "tom"), ("partner-adaptation", "partner"),
-                      ("commons", "commons")):
+                      ("commons", "commons"), ("naming-game", "naming")):
         if env in envs:
             return kind
     if envs == {"repeated-matrix-game"}:
@@ -531,9 +531,45 @@ def _commons_figures(run: Run, view: SectionView) -> str:
                    "left), coloured by the members' policies; dotted: the collapse level.", "stock over months")
 
 
+def _naming_figures(run: Run, view: SectionView) -> str:
+    from societas.analysis import naming_plots
+
+    share, times, winners = view.data.get("share"), view.data.get("consensus"), view.data.get("winners")
+    if share is None or share.empty:
+        return ""
+    out = _figure(naming_plots.convention_share(share),
+                  "Share of the answers in each population round (N interactions) that named the run's winning "
+                  "name (the most used over its last 3N interactions); line: median over runs, band: 10-90% of "
+                  "runs. A run that stopped at consensus is held at its last value.", "convention share over time")
+    if times is not None and times["consensus"].any():
+        out += _figure(naming_plots.consensus_times(times),
+                       "Population rounds until the last 3N interactions all succeeded, per run; dashed: the "
+                       "median.", "time to consensus")
+    if winners is not None and not winners.empty:
+        w = view.data.get("names") or len(winners)
+        out += _figure(plots.accuracy_bars(winners, "convention", "share", "ci_low", "ci_high", chance=1 / w,
+                                           title="Winning names across runs"),
+                       "Share of the runs that reached consensus won by each name; whiskers: 95% Clopper-Pearson "
+                       "interval; dashed: 1/W, the share with no collective bias.", "winning names")
+    if view.data.get("new_name") is not None:
+        out += _adoption_figure(view)
+    return out
+
+
+def _adoption_figure(view: SectionView) -> str:
+    from societas.analysis import naming_plots
+
+    curve, critical = view.data["minority"], view.data["critical"]
+    return _figure(naming_plots.adoption_curve(curve, critical["critical"], view.data["new_name"]),
+                   "Per committed-minority size: the share of runs whose other players ended (last population "
+                   "round) with at least 95% adoption of the committed name, with its 95% Clopper-Pearson band, "
+                   "and their mean adoption; dotted: the critical minority, the smallest size flipping half the "
+                   "runs.", "adoption against the committed minority")
+
+
 FIGURES: dict[str, Callable[[Run, SectionView], str]] = {
     "agents": _matrix_figures, "generations": _donor_figures, "lockin": _lockin_figures, "tom": _tom_figures,
-    "partner": _partner_figures, "commons": _commons_figures,
+    "partner": _partner_figures, "commons": _commons_figures, "naming": _naming_figures,
 }
 """The report's figures per section key (a study registering a section may add its own)."""
 
@@ -617,6 +653,13 @@ def _comparison(runs: list[Run], labels: dict[str, str]) -> str:
             out += _figure(plots.cooperation_by_round(events, group="run", title="Cooperation by round, per run"),
                            "All agents of each run; bands: 95% Wilson intervals over decisions.",
                            "cooperation by round per run")
+    naming = [r for r in runs if _kind(r) == "naming"]
+    if len(naming) > 1:
+        from societas.analysis.sections.naming import sweep_view
+
+        view = sweep_view(pd.concat([r.events for r in naming], ignore_index=True))
+        if view is not None:
+            out += "<h3>Committed minority across runs</h3>" + _view_html(view) + _adoption_figure(view)
     donor = [r for r in runs if _kind(r) == "donor"]
     if len(donor) > 1:
         tables = pd.concat([generation_table(r.events, r.episodes).assign(run=labels[r.run_id]) for r in donor],

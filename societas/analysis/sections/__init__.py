@@ -136,4 +136,4 @@ def _load_builtin() -> None:
     if _loaded:
         return
     _loaded.append(True)
-    from societas.analysis.sections import tom, donor, lockin, partner, commons, matrix  # noqa: F401, I001
+    from societas.analysis.sections import tom, donor, lockin, partner, commons, naming, matrix  # noqa: F401, I001
