@@ -55,11 +55,11 @@ def read_table(parts: list[Path], columns: list[str] | None = None) -> pa.Table:
         raise CorruptRun(parts[0].parent, exc) from None
 
 
-def _read_parts(folder: Path, order: list[str]) -> pd.DataFrame:
+def _read_parts(folder: Path, order: list[str], columns: list[str] | None = None) -> pd.DataFrame:
     parts = sorted(folder.glob("*.parquet"))
     if not parts:
         return pd.DataFrame()
-    df = read_table(parts).to_pandas()
+    df = read_table(parts, columns=columns).to_pandas()
     return df.sort_values(order, kind="stable").reset_index(drop=True)
 
 
@@ -85,12 +85,14 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, *, call_columns: list[str] | None = None) -> Run:
     """Read a run directory: events, llm_calls, episodes, lineage, resolved config and summary.
 
     `episodes` has one row per seat per episode (total reward, the environment's
     summary as JSON); `lineage` one row per member per generation of an
     evolving society (empty otherwise); `summary` is None until the run completes.
+    `call_columns` reads only those llm_calls columns (the sort keys always
+    come): a report without transcripts needs no prompts, the bulk of a big run.
     """
     p = Path(path)
     if not (p / "config.yaml").is_file():
@@ -98,7 +100,8 @@ def load_run(path: str | Path) -> Run:
     return Run(
         path=p,
         events=_read_parts(p / "events", EVENT_ORDER),
-        llm_calls=_read_parts(p / "llm_calls", CALL_ORDER),
+        llm_calls=_read_parts(p / "llm_calls", CALL_ORDER, None if call_columns is None
+                              else list(dict.fromkeys([*CALL_ORDER, *call_columns]))),
         episodes=_read_parts(p / "episodes", ["phase", "episode", "seat"]),
         lineage=_read_parts(p / "lineage", ["phase", "society", "seat"]),
         config=_read_yaml(p / "config.yaml"),

@@ -20,11 +20,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from societas.analysis.report import CSS as REPORT_CSS
 from societas.errors import BadInput, CorruptRun
-from societas.view import transcripts
 from societas.view.catalog import Catalog, RunInfo, age
-from societas.view.render import Renderer
+from societas.view.render import Renderer  # its report and matplotlib imports wait for the first run page
 
 HERE = Path(__file__).parent
 MAX_COMPARE = 8
@@ -65,7 +63,9 @@ def create_app(root: str | Path) -> FastAPI:
 
     @app.get("/static/report.css")  # before the mount, which would answer for it
     def report_css() -> Response:
-        return Response(REPORT_CSS, media_type="text/css")
+        from societas.analysis.report import CSS
+
+        return Response(CSS, media_type="text/css")
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -101,6 +101,8 @@ def create_app(root: str | Path) -> FastAPI:
     def transcript_page(request: Request, rel: str, agent: str | None = None, phase: str | None = None,
                         episode: str | None = None, round: str | None = None, invalid: str | None = None,
                         page_number: int = Query(1, alias="page")) -> HTMLResponse:
+        from societas.view import transcripts
+
         info = find(rel)
         flt = transcripts.Filter(agent=agent or None, phase=_int(phase, "phase"), episode=_int(episode, "episode"),
                                  round=_int(round, "round"), invalid=invalid not in (None, "", "0"))
@@ -129,9 +131,9 @@ def create_app(root: str | Path) -> FastAPI:
 
     @app.get("/run/{rel:path}", response_class=HTMLResponse)
     def run_page(request: Request, rel: str) -> HTMLResponse:
+        # The header at once; the report comes in its fragment when it is not drawn yet (a big run takes seconds).
         info = find(rel)
-        rendered, problem = _render(renderer, info)
-        return page(request, "run.html", run=info, rendered=rendered, problem=problem)
+        return page(request, "run.html", run=info, rendered=renderer.peek(info.path, info.version), problem=None)
 
     return app
 

@@ -2,7 +2,8 @@
 
 The HTML is the report's own (`societas.analysis.report.report_sections`), so
 a run reads the same in the viewer and in `report.html`. Figures go through
-matplotlib, whose style context changes process-wide settings, so one
+matplotlib (imported at the first render, so the server starts quickly),
+whose style context changes process-wide settings, so one
 render runs at a time; a render is kept per (run, version) and a page polling
 a live run gets it again until a new part lands. While a run plays, a new
 render waits at least `LIVE_GAP` times as long as the last one took, so a
@@ -17,9 +18,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from societas.analysis.load import load_run
-from societas.analysis.report import comparison_html, report_sections
-
+REPORT_CALL_COLUMNS = ["agent", "model", "reply", "error", "latency_s", "prompt_tokens", "completion_tokens",
+                       "cache_hit", "cached_tokens"]
+"""The llm_calls columns the report's tables read when it shows no transcripts (prompts are left on disk)."""
 KEEP = 32
 """Renders kept (runs and versions together)."""
 LIVE_GAP = 3.0
@@ -48,6 +49,10 @@ class Renderer:
         while len(self._cache) > KEEP:
             self._cache.popitem(last=False)
 
+    def peek(self, path: Path, version: str) -> Rendered | None:
+        """The render of this version if there is one already, without waiting for a render under way."""
+        return self._cache.get((str(path), version))
+
     def run(self, path: Path, version: str, *, live: bool) -> Rendered:
         """The report sections of the run at `path` as it is at `version` (or the last render, if too soon)."""
         key = (str(path), version)
@@ -58,8 +63,11 @@ class Renderer:
             last = self._latest.get(str(path))
             if live and last is not None and time.time() - last.at < LIVE_GAP * last.seconds:
                 return last  # the next poll picks the new version up
+            from societas.analysis.load import load_run
+            from societas.analysis.report import report_sections
+
             started = time.perf_counter()
-            run = load_run(path)
+            run = load_run(path, call_columns=REPORT_CALL_COLUMNS)
             sections = report_sections(run, transcripts=False, playing=live) if not run.events.empty else []
             item = Rendered(version, sections, time.perf_counter() - started, time.time())
             self._keep(key, item)
@@ -72,6 +80,9 @@ class Renderer:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit.sections[0][2]
+            from societas.analysis.load import load_run
+            from societas.analysis.report import comparison_html
+
             started = time.perf_counter()
             runs = [load_run(p) for p in paths]
             html = comparison_html([r for r in runs if not r.events.empty]) if any(

@@ -46,13 +46,15 @@ def test_the_runs_list_shows_every_run_and_sweep(client: httpx.Client, runs_fold
 
 def test_a_run_page_has_the_reports_tables_and_figures(client: httpx.Client, runs_folder: dict[str, Path]) -> None:
     page = client.get(f"/run/{runs_folder['echo'].name}")
-    assert page.status_code == 200
-    for title in ("Models and tokens", "Invalid actions and retries", "Agents"):
-        assert f"<h2>{title}</h2>" in page.text
-    assert page.text.count("<img src=\"data:image/png;base64,") >= 2
+    assert page.status_code == 200 and 'data-version=""' in page.text  # not drawn yet: the fragment follows
     fragment = client.get(f"/fragment/run/{runs_folder['echo'].name}/report")
+    for title in ("Models and tokens", "Invalid actions and retries", "Agents"):
+        assert f"<h2>{title}</h2>" in fragment.text
+    assert fragment.text.count("<img src=\"data:image/png;base64,") >= 2
     state = client.get(f"/api/run/{runs_folder['echo'].name}").json()
     assert fragment.headers["X-Version"] == state["version"]
+    again = client.get(f"/run/{runs_folder['echo'].name}")  # drawn once, the page carries it
+    assert f'data-version="{state["version"]}"' in again.text and "<h2>Agents</h2>" in again.text
     sweep_run = client.get("/api/runs").json()["sweeps"][0]["runs"][0]["rel"]
     assert client.get(f"/run/{sweep_run}").status_code == 200  # a run inside a sweep
 

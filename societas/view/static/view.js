@@ -63,5 +63,6 @@
       busy = false;
     };
     const timer = setInterval(poll, POLL_MS);
+    if (!report.dataset.version) poll();  // not drawn yet: ask for it now
   }
 })();
