@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from societas import yaml_writer
 from societas.agents.factory import check_policy
 from societas.llm.specs import parse_model_spec
 from societas.plugins import PluginError
@@ -501,7 +502,11 @@ _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def dump_config(config: ExperimentConfig) -> str:
     """The resolved config as YAML, as written into a run directory."""
-    return yaml.dump(config.model_dump(mode="json"), Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True)
+    data = config.model_dump(mode="json")
+    try:
+        return yaml_writer.dump(data)  # a large population's config in milliseconds
+    except yaml_writer.Unsupported:
+        return yaml.dump(data, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True)
 
 
 def _configs_dir() -> Path:
