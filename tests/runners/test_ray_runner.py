@@ -95,6 +95,22 @@ def test_tournament_same_events_as_local(cluster: Cluster, pd_local: Path, tmp_p
     assert_same_events(pd_local, rd.path)
 
 
+def test_naming_game_same_events_as_local(cluster: Cluster, tmp_path: Path) -> None:
+    """Pairs of a population played in steps of disjoint pairs: the same events on Ray shards as locally."""
+    members = [{"name": "c", "policy": "scripted:committed", "count": 2, "params": {"name": "M"}},
+               {"name": "p", "policy": "scripted:minimal", "count": 4},
+               {"name": "b", "policy": "scripted:best_response", "count": 4}]
+    data = {"name": "naming-ray", "seed": 3, "environment": {"id": "naming-game", "params": {
+        "num_agents": 10, "names": ["Q", "M", "X"], "rounds": 15, "prefill": "Q"}},
+        "population": members, "matchmaking": {"kind": "population", "repetitions": 6}}
+    local, _ = run_experiment(parse_config({**data, "output_dir": str(tmp_path / "local")}), progress=False)
+    cfg = parse_config({**data, "output_dir": str(tmp_path / "ray"),
+                        "runner": {"kind": "ray", "shards": 3, "max_concurrent_episodes": 2}})
+    rd, summary = run_experiment(cfg, progress=False)
+    assert summary["runner"]["kind"] == "ray" and summary["episodes"] == 6
+    assert_same_events(local.path, rd.path)
+
+
 def test_evolving_society_and_resume(cluster: Cluster, tmp_path: Path) -> None:
     cfg = load_config("donor_game", output_dir=str(tmp_path / "local"))
     cfg = cfg.model_copy(update={"society": cfg.society.model_copy(update={"generations": 3, "societies": 3})})
