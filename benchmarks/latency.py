@@ -27,13 +27,20 @@ is replayed). One uncounted run first pays for imports. Printed per setting
   against the latency (when it exceeds the latency, rounds take that long
   however fast the model is).
 
+With `--before REF` every run is played twice, interleaved, in fresh processes
+against the same server: once on the code of git revision REF (unpacked into a
+temporary directory) and once on this checkout, and the figures are printed
+side by side (this script measures both, so only societas differs).
+
 Usage: python benchmarks/latency.py [--workloads 8 8rr 1000] [--in-flight 64 1024] [--repeats N]
+       python benchmarks/latency.py --workloads 1000 --in-flight 0 --before 61fa504
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shutil
 import signal
@@ -238,7 +245,68 @@ def report(rows: list[dict[str, Any]], latency: float) -> None:
               + ", ".join(f"{k} {100 * med(s.get(k, 0.0) for s in shares):.0f}%" for k in keys))
 
 
+def unpack(ref: str, into: Path) -> Path:
+    """The `societas` package of git revision `ref`, unpacked under `into` (a PYTHONPATH entry)."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", ref, "societas"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def child(workload: str, url: str, server_pid: int, *, in_flight: int | None, latency: float, out: str,
+          code: Path | None) -> dict[str, Any]:
+    """One measured run in a fresh process importing societas from `code` (None: this checkout)."""
+    env = dict(os.environ)
+    here = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join([str(code or here), env.get("PYTHONPATH", "")])
+    args = {"workload": workload, "url": url, "server_pid": server_pid, "in_flight": in_flight,
+            "latency": latency, "out": out}
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"measured run failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_child(spec: str) -> None:
+    """The --child side: one uncounted warm-up run, then the measured one, as JSON on the last line."""
+    import societas
+
+    a = json.loads(spec)
+    one("8", a["url"], a["server_pid"], in_flight=None, latency=a["latency"], out=a["out"], profile=False)
+    row = one(a["workload"], a["url"], a["server_pid"], in_flight=a["in_flight"], latency=a["latency"],
+              out=a["out"], profile=False)
+    row["societas"] = str(Path(societas.__file__).resolve().parent)
+    print(json.dumps(row))
+
+
+def report_pairs(pairs: dict[str, list[dict[str, Any]]], ref: str, latency: float) -> None:
+    """Before and after side by side: medians of wall time over the bound and CPU per call."""
+    med = statistics.median
+    first = pairs["before"][0]
+    print(f"\n{first['players']:,} agents ({first['workload']}); {first['calls']} model calls; "
+          f"llm.max_in_flight {first['in_flight']}; lower bound {first['bound']:.2f} s; "
+          f"{len(pairs['before'])} interleaved pair(s)")
+    print("| code | whole run s | / bound | model rounds / bound | client CPU ms per call | server CPU ms per call |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, label in (("before", f"before ({ref})"), ("after", "after (this checkout)")):
+        rows = pairs[name]
+        wall = med(r["wall"] for r in rows)
+        print(f"| {label} | {wall:.2f} | {wall / first['bound']:.1f} | "
+              f"{med(r['model_span'] for r in rows) / first['bound']:.1f} | "
+              f"{med(r['cpu_per_call'] for r in rows) * 1000:.3f} | "
+              f"{med(r['server_cpu_per_call'] for r in rows) * 1000:.3f} |")
+    b, a = pairs["before"], pairs["after"]
+    print(f"after / before: whole run {med(r['wall'] for r in a) / med(r['wall'] for r in b):.2f}, "
+          f"client CPU per call {med(r['cpu_per_call'] for r in a) / med(r['cpu_per_call'] for r in b):.2f}; "
+          "runs (before/after, s): " + ", ".join(f"{x['wall']:.1f}/{y['wall']:.1f}" for x, y in zip(b, a)))
+    del latency
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        run_child(sys.argv[2])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", nargs="+", default=["8", "8rr", "1000"], choices=list(WORKLOADS))
     ap.add_argument("--in-flight", type=int, nargs="+", default=[0, 1024],
@@ -246,6 +314,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-profile", action="store_true", help="skip the py-spy samples")
+    ap.add_argument("--before", metavar="REF", help="also run the code of git revision REF, interleaved")
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="societas-latency-bench-")
     print(conditions())
@@ -254,6 +323,19 @@ def main() -> None:
           f"{'off' if args.no_profile or not shutil.which('py-spy') else 'on'}")
     proc, url = start_server(args.latency)
     try:
+        if args.before:
+            before = unpack(args.before, Path(tempfile.mkdtemp(prefix="societas-before-", dir=out)))
+            for workload in args.workloads:
+                settings = [v or None for v in args.in_flight] if workload == "1000" else [None]
+                for in_flight in settings:
+                    pairs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+                    for _ in range(args.repeats):
+                        for name, code in (("before", before), ("after", None)):
+                            pairs[name].append(child(workload, url, proc.pid, in_flight=in_flight,
+                                                     latency=args.latency, out=out, code=code))
+                    report_pairs(pairs, args.before, args.latency)
+                    sys.stdout.flush()
+            return
         # One run first, not counted: imports and first-use setup, as in a long study.
         one("8", url, proc.pid, in_flight=None, latency=args.latency, out=out, profile=False)
         for workload in args.workloads:

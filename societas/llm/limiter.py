@@ -5,7 +5,7 @@ laptop's llama.cpp (each extra request only queues, and waits count against the
 timeout) and starves a GPU's vLLM (which batches more the more it is sent).
 `AdaptiveLimit` finds the number instead, AIMD on latency, as TCP Vegas and
 Netflix's concurrency limiters do: while requests come back about as fast as
-the fastest ever seen, the limit grows (doubling per round trip until the first
+the fastest seen lately, the limit grows (doubling per round trip until the first
 sign of overload, then by one per round trip); when the latency of the last
 round trip (a moving average over about as many replies as the limit) climbs
 past `tolerance` times that floor (requests queue in the server), or a request fails
@@ -59,11 +59,12 @@ class AdaptiveLimit:
         self.in_flight = 0
         self._starved = False
         self.slow_start = adaptive
-        self._floor = float("inf")       # fastest latency in the current window
+        self._floor = float("inf")       # lowest round-trip average in the current window
         self._floor_prev = float("inf")  # ... and in the window before it
         self._floor_since = clock()
         self._last_cut = float("-inf")
-        self._recent = 0.0  # moving average of (latency - lag) over about one round trip
+        self._average: float | None = None  # moving average of latency over about one round trip
+        self._recent = 0.0  # ... and of latency less the loop's lag
         self.cuts = 0
 
     @property
@@ -71,7 +72,11 @@ class AdaptiveLimit:
         return int(self._limit)
 
     def floor(self) -> float:
-        """The fastest latency of the last one or two windows: what an unloaded request takes."""
+        """The lowest round-trip average latency of the last one or two windows: what requests take unloaded.
+
+        An average, not the luckiest single reply: on a shared machine replies vary for reasons
+        that have nothing to do with how many are in flight, and the average is what gets judged.
+        """
         return min(self._floor, self._floor_prev)
 
     def try_acquire(self) -> bool:
@@ -98,16 +103,19 @@ class AdaptiveLimit:
             # A fresh floor now and then, so a server that got slower for good is not taken
             # for a queueing one forever.
             self._floor_prev, self._floor, self._floor_since = self._floor, float("inf"), now
-        if latency is not None and not overloaded:
-            self._floor = min(self._floor, latency)
-        floor = self.floor()
         queueing = False
         if latency is not None and not overloaded:
-            # About one round trip's replies in the average: the limit's worth of them.
+            # Averages over about one round trip (the limit's worth of replies): the raw one sets
+            # the floor, the one less the loop's lag is judged against it.
             weight = 1.0 / max(1.0, self._limit)
-            sample = latency - lag
-            self._recent = sample if self._recent == 0.0 else self._recent + weight * (sample - self._recent)
-            queueing = self._recent > self.tolerance * floor
+            if self._average is None:
+                self._average, self._recent = latency, latency - lag
+            else:
+                self._average += weight * (latency - self._average)
+                self._recent += weight * (latency - lag - self._recent)
+            self._floor = min(self._floor, self._average)
+            queueing = self._recent > self.tolerance * self.floor()
+        floor = self.floor()
         if overloaded or queueing:
             # Once per round trip: the requests already in flight were sent at the old limit.
             if now - self._last_cut >= (floor if floor != float("inf") else 0.0):

@@ -8,9 +8,10 @@ The API key is read from the environment and never appears in results or
 error messages.
 
 Transports (`ModelOptions.transport`): `direct` (the default) sends the JSON
-body with aiohttp and reads the reply itself, a fraction of the client CPU per
-call of the OpenAI SDK, whose request machinery costs more than the HTTP
-exchange (see benchmarks/client.py); `aiohttp` and `httpx` go through the
+body and reads the reply itself, a fraction of the client CPU per call of the
+OpenAI SDK, whose request machinery costs more than the HTTP exchange (see
+benchmarks/client.py): over the lean HTTP/1.1 client of `societas.llm.http1`
+to a plain `http://` server with no proxy in the way, over aiohttp otherwise; `aiohttp` and `httpx` go through the
 SDK's `AsyncOpenAI.post` on that HTTP client. All three send the same body
 and report errors alike.
 """
@@ -33,6 +34,7 @@ import openai
 
 from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientModelError
 from societas.llm.constraints import ConstraintMode, answer_lead, reply_text, request_body_extras
+from societas.llm.http1 import Http1Pool
 from societas.llm.limiter import AdaptiveGate, AdaptiveLimit
 from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner
 from societas.llm.logprobs import TOP_LOGPROBS, option_logprobs, option_texts
@@ -175,6 +177,8 @@ class OpenAIChatModel:
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._proxy: str | None = None
+        self._pool: Http1Pool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._url = self.base_url + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
                          "Accept": "application/json"}
@@ -229,7 +233,23 @@ class OpenAIChatModel:
             self._proxy = _env_proxy(self._url)
         return self._session
 
+    def _pool_for_loop(self) -> Http1Pool | None:
+        """The lean HTTP/1.1 pool for this loop, or None where aiohttp is needed (https, a proxy)."""
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool_loop is not loop:
+            parts = urlparse(self.base_url)
+            if parts.scheme != "http" or not parts.hostname or _env_proxy(self._url) is not None:
+                return None
+            self._pool = Http1Pool(parts.hostname, parts.port or 80, headers=self._headers,
+                                   timeout_s=self.options.timeout_s)
+            self._pool_loop = loop
+            self._path = parts.path.rstrip("/")
+        return self._pool
+
     async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         client, self._client = self._client, None
         if client is not None:
             await client.close()
@@ -335,9 +355,20 @@ class OpenAIChatModel:
 
     async def _send_direct(self, method: str, path: str, body: dict[str, Any] | None = None
                            ) -> tuple[int, Any, str, bytes]:
-        """One request with aiohttp alone: status, headers, content type and body of the reply."""
-        session = self._session_for_loop()
+        """One request without the SDK: status, headers, content type and body of the reply."""
         data = None if body is None else json.dumps(body).encode()
+        pool = self._pool_for_loop()
+        if pool is not None:
+            try:
+                status, headers, raw = await pool.request(method, self._path + path, data)
+            except asyncio.TimeoutError:
+                raise TransientModelError(
+                    f"timeout after {self.options.timeout_s:g}s from {self.name}") from None
+            except OSError as exc:  # HttpError included
+                raise TransientModelError(f"connection error to {self.name} ({type(exc).__name__})") from None
+            content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            return status, headers, content_type, raw
+        session = self._session_for_loop()
         try:
             async with session.request(method, self.base_url + path, data=data, headers=self._headers,
                                        proxy=self._proxy) as resp:
