@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any, Protocol, runtime_checkable
 
 from societas.types import ActionSpec
@@ -19,6 +20,57 @@ Message = Mapping[str, str]
 # Built once: json.dumps builds a new encoder on every call that passes options. Cache keys
 # depend on these exact bytes.
 _canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_message_json = json.JSONEncoder(ensure_ascii=False).encode
+# Constraints by identity, encoded once: an environment hands the same ActionSpec over all episode long.
+_CONSTRAINT_JSON: dict[int, tuple[ActionSpec, str]] = {}
+
+
+def _plain(m: Any) -> bool:
+    """A {"role": str, "content": str} message, the shape nearly every request has."""
+    return type(m) is dict and len(m) == 2 and type(m.get("role")) is str and type(m.get("content")) is str
+
+
+def message_json(m: Message) -> str:
+    """`json.dumps(m, ensure_ascii=False)` of one message; a plain one without the encoder's machinery."""
+    if _plain(m) and next(iter(m)) == "role":  # json.dumps keeps the dict's order
+        return '{"role": ' + encode_basestring(m["role"]) + ', "content": ' + encode_basestring(m["content"]) + "}"
+    return _message_json(m if type(m) is dict else dict(m))
+
+
+def _canonical_message(m: Message) -> str:
+    if _plain(m):
+        return '{"content":' + encode_basestring(m["content"]) + ',"role":' + encode_basestring(m["role"]) + "}"
+    return _canonical_json(m if type(m) is dict else dict(m))
+
+
+def _scalar(x: Any) -> str:
+    """JSON of a number, None or string as the canonical encoder writes it."""
+    t = type(x)
+    if x is None:
+        return "null"
+    if t is int:
+        return int.__repr__(x)
+    if t is float and x - x == 0.0:  # finite
+        return float.__repr__(x)
+    if t is str:
+        return encode_basestring(x)
+    return _canonical_json(x)
+
+
+def _constraint_json(spec: ActionSpec | None) -> str:
+    if spec is None:
+        return "null"
+    hit = _CONSTRAINT_JSON.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    text = _canonical_json(spec.to_dict())
+    if spec.schema is None:  # a JSON schema is a dict, which could change under the cached text
+        if len(_CONSTRAINT_JSON) >= 256:
+            _CONSTRAINT_JSON.clear()
+        _CONSTRAINT_JSON[id(spec)] = (spec, text)
+    return text
+
+
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,23 +105,39 @@ class ChatRequest:
     def canonical(self, model: str) -> str:
         """Canonical JSON of everything that determines the reply (the cache key's input).
 
-        An empty `policy` is left out, so the keys of requests without one are those of before it existed.
+        The bytes of `json.dumps` with sorted keys and no spaces of `canonical_dict`,
+        built piece by piece (a request's messages and constraint are most of it and
+        take the fast paths). An empty `policy` is left out, so the keys of requests
+        without one are those of before it existed.
         """
-        return _canonical_json(
-            {
-                **({"policy": self.policy} if self.policy else {}),
-                **({"option_logprobs": True} if self.option_logprobs else {}),
-                "model": model,
-                "messages": [m if type(m) is dict else dict(m) for m in self.messages],
-                "temperature": self.temperature,
-                "max_tokens": self.max_tokens,
-                "top_p": self.top_p,
-                "constraint": None if self.constraint is None else self.constraint.to_dict(),
-                "replicate": self.replicate if self.temperature > 0 else 0,
-                "seed": self.seed,
-                "extra": dict(self.extra),
-            }
-        )
+        extra = "{}" if not self.extra else _canonical_json(dict(self.extra))
+        return "".join((
+            '{"constraint":', _constraint_json(self.constraint), ',"extra":', extra,
+            ',"max_tokens":', _scalar(self.max_tokens),
+            ',"messages":[', ",".join(map(_canonical_message, self.messages)),
+            '],"model":', encode_basestring(model),
+            ',"option_logprobs":true' if self.option_logprobs else "",
+            ',"policy":' + _scalar(self.policy) if self.policy else "",
+            ',"replicate":', _scalar(self.replicate if self.temperature > 0 else 0),
+            ',"seed":', _scalar(self.seed), ',"temperature":', _scalar(self.temperature),
+            ',"top_p":', _scalar(self.top_p), "}",
+        ))
+
+    def canonical_dict(self, model: str) -> dict[str, Any]:
+        """What the cache key covers, as a dict (`canonical` is its canonical JSON)."""
+        return {
+            **({"policy": self.policy} if self.policy else {}),
+            **({"option_logprobs": True} if self.option_logprobs else {}),
+            "model": model,
+            "messages": [m if type(m) is dict else dict(m) for m in self.messages],
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "constraint": None if self.constraint is None else self.constraint.to_dict(),
+            "replicate": self.replicate if self.temperature > 0 else 0,
+            "seed": self.seed,
+            "extra": dict(self.extra),
+        }
 
     def key(self, model: str) -> str:
         return hashlib.sha256(self.canonical(model).encode()).hexdigest()

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 import aiohttp
 import openai
 
-from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientModelError
+from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientModelError, message_json
 from societas.llm.constraints import ConstraintMode, answer_lead, reply_text, request_body_extras
 from societas.llm.http1 import Http1Pool
 from societas.llm.limiter import AdaptiveGate, AdaptiveLimit
@@ -128,6 +128,16 @@ def cached_tokens(reply: dict[str, Any]) -> int:
     if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
         return timings["cache_n"]
     return 0
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """The JSON bytes of a request body: its messages through the fast path, the rest as json.dumps writes it."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return json.dumps(body, ensure_ascii=False).encode()
+    rest = json.dumps({k: v for k, v in body.items() if k != "messages"}, ensure_ascii=False)
+    head = '{"messages": [' + ", ".join(map(message_json, messages)) + "]"
+    return (head + (", " + rest[1:] if rest != "{}" else "}")).encode()
 
 
 def _env_proxy(url: str) -> str | None:
@@ -356,7 +366,7 @@ class OpenAIChatModel:
     async def _send_direct(self, method: str, path: str, body: dict[str, Any] | None = None
                            ) -> tuple[int, Any, str, bytes]:
         """One request without the SDK: status, headers, content type and body of the reply."""
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else encode_body(body)
         pool = self._pool_for_loop()
         if pool is not None:
             try:

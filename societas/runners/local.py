@@ -27,7 +27,7 @@ from societas.agents.factory import make_agent, policy_kind
 from societas.agents.llm_agent import LLMAgentOptions
 from societas.config import LLMConfig
 from societas.environments import make as make_env
-from societas.llm.base import ChatModel
+from societas.llm.base import ChatModel, message_json
 from societas.llm.openai_backend import in_flight_capacity
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA
 from societas.societies.society import EpisodeSpec, Seat, identity_hash
@@ -92,7 +92,6 @@ def _text(value: Any) -> str | None:
 
 # Encoders built once: json.dumps builds a new encoder on every call that passes options.
 _encode_info = json.JSONEncoder(sort_keys=True, default=str).encode
-_encode_message = json.JSONEncoder(ensure_ascii=False).encode
 _encode_params = json.JSONEncoder(sort_keys=True).encode
 
 # The per-decision (per-call) columns in row order; run_id, phase, episode and env are per episode.
@@ -132,7 +131,7 @@ class _MessageEncoder:
             if hit is not None and hit[0] is m:
                 parts.append(hit[1])
                 continue
-            text = _encode_message(m)
+            text = message_json(m)
             if m.get("role") == "system":
                 seen[id(m)] = (m, text)
             parts.append(text)

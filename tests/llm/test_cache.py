@@ -115,3 +115,69 @@ async def test_no_secret_reaches_the_cache_files(serve: Serve, client_for: Clien
     assert api_key not in str(info.value)
     files = list(tmp_path.glob("cache.sqlite*"))
     assert files and all(api_key.encode() not in f.read_bytes() for f in files)
+
+
+def test_replies_put_together_are_written_together_after_the_loops_pass(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    path = tmp_path / "cache.sqlite"
+    cache = ResponseCache(path)
+
+    def stored() -> int:
+        other = sqlite3.connect(path)
+        try:
+            return int(other.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        finally:
+            other.close()
+
+    async def main() -> tuple[int, str | None, int]:
+        for i in range(5):
+            cache.put_soon(f"k{i}", ChatResult(text=str(i), model="m", prompt_tokens=i))
+        before = stored()
+        hit = cache.get("k3")
+        await asyncio.sleep(0)  # the pass that put them ends; the next one writes them
+        await asyncio.sleep(0)
+        return before, None if hit is None else hit.text, stored()
+
+    assert asyncio.run(main()) == (0, "3", 5)
+    cache.put_soon("late", ChatResult(text="x", model="m"))  # outside a loop: at once
+    assert "late" in cache and len(cache) == 6
+    cache.close()
+
+
+_MESSAGES = ({"role": "system", "content": "Rules é \"q\" \n\t \u2028 \x01 ✓"},
+             {"role": "user", "content": "Which? J or F"})
+
+
+def test_cache_keys_are_the_bytes_they_always_were() -> None:
+    # Keys of replies cached by earlier versions: a changed key would replay nothing.
+    from societas.types import ActionSpec
+
+    sampled = ChatRequest(messages=_MESSAGES, temperature=0.7, replicate=5, max_tokens=16, top_p=0.9, seed=3,
+                          constraint=ActionSpec.choice(["J", "F"]), extra={"b": 1, "a": [1.5]})
+    assert sampled.key("openai:x@http://h/v1") == "f91f4d736394049950fb9cc3bdf9376311a461f9f8c77123e97f73d00461e9f4"
+    plain = ChatRequest(messages=_MESSAGES)
+    assert plain.key("m") == "aa1ea8fe01e80396a46533f0537e5f311e766538632a4ed9044d5b92323d3622"
+
+
+@pytest.mark.parametrize("request_", [
+    ChatRequest(messages=_MESSAGES, temperature=1, top_p=float("nan")),
+    ChatRequest(messages=_MESSAGES, temperature=True, max_tokens=2**70),
+    ChatRequest(messages=({"role": "user", "content": "x", "name": "n"}, {"content": "y", "role": "user"})),
+    ChatRequest(messages=_MESSAGES, constraint=None, seed=-1, extra={"z": {"y": None}}),
+    ChatRequest(messages=_MESSAGES, policy="reasoning=two_turn", option_logprobs=True),
+])
+def test_canonical_json_is_the_sorted_compact_dump(request_: ChatRequest) -> None:
+    import json
+
+    from societas.llm.base import message_json
+    from societas.types import ActionSpec
+
+    expect = json.dumps(request_.canonical_dict("m"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert request_.canonical("m") == expect
+    for m in request_.messages:
+        assert message_json(m) == json.dumps(m, ensure_ascii=False)
+    schema = ChatRequest(messages=_MESSAGES, constraint=ActionSpec(kind="json", schema={"type": "object"}))
+    assert schema.canonical("m") == json.dumps(schema.canonical_dict("m"), sort_keys=True, separators=(",", ":"),
+                                               ensure_ascii=False)
