@@ -40,14 +40,24 @@ class BatchOutput:
     episodes: pa.Table
 
 
-def _forms(spec: EpisodeSpec) -> list[BatchForm] | None:
-    forms = []
+def _forms(spec: EpisodeSpec, memo: dict[tuple[str, ...], list[BatchForm] | None] | None = None
+           ) -> list[BatchForm] | None:
+    """Each seat's batch form, or None if any seat must decide alone; `memo` caches by policies."""
+    key = None
+    if memo is not None and not any(seat.params for seat in spec.seats):
+        key = tuple(seat.policy for seat in spec.seats)
+        if key in memo:
+            return memo[key]
+    forms: list[BatchForm] | None = []
     for seat in spec.seats:
         kind, _, name = seat.policy.partition(":")
         form = batch_form(name) if kind == "scripted" and not seat.params else None
         if form is None:
-            return None
+            forms = None
+            break
         forms.append(form)
+    if key is not None:
+        memo[key] = forms  # type: ignore[index]
     return forms
 
 
@@ -65,6 +75,7 @@ def split(episodes: Iterable[EpisodeSpec]) -> tuple[list[list[EpisodeSpec]], lis
     groups: dict[tuple[str, Any], list[EpisodeSpec]] = {}
     envs: dict[tuple[str, Any], bool] = {}
     rest = []
+    memo: dict[tuple[str, ...], list[BatchForm] | None] = {}
     for spec in episodes:
         key = (spec.env_id, _params_key(spec.env_params))
         if key not in envs:
@@ -73,7 +84,7 @@ def split(episodes: Iterable[EpisodeSpec]) -> tuple[list[list[EpisodeSpec]], lis
             except Exception:  # the per-episode path reports it as it always has
                 env = None
             envs[key] = type(env) is RepeatedMatrixGame
-        if envs[key] and len(spec.seats) == 2 and _forms(spec) is not None:
+        if envs[key] and len(spec.seats) == 2 and _forms(spec, memo) is not None:
             groups.setdefault(key, []).append(spec)
         else:
             rest.append(spec)
@@ -84,7 +95,8 @@ def _strings(values: list[str | None], index: np.ndarray) -> pa.Array:
     return pa.array(values, pa.string()).take(pa.array(index))
 
 
-def play_group(specs: list[EpisodeSpec], ctx: RunContext) -> BatchOutput:
+def play_group(specs: list[EpisodeSpec], ctx: RunContext, cache: dict[Any, pa.Array] | None = None
+               ) -> BatchOutput:
     """Play episodes of one repeated matrix game (every seat with a batch form) together."""
     env = make_env(specs[0].env_id, **specs[0].env_params)
     if type(env) is not RepeatedMatrixGame:
@@ -101,12 +113,19 @@ def play_group(specs: list[EpisodeSpec], ctx: RunContext) -> BatchOutput:
     # Players by strategy, and the uniforms of those that draw, from each seat's own generator.
     by_form: dict[int, tuple[BatchForm, list[int]]] = {}
     names, policies, letters = [], [], []
-    worlds = [spec.world_key() for spec in specs]
+    worlds: dict[int, int] = {}  # hashed only where an episode or seat draws
+
+    def world(e: int) -> int:
+        if e not in worlds:
+            worlds[e] = specs[e].world_key()
+        return worlds[e]
+
+    memo: dict[tuple[str, ...], list[BatchForm] | None] = {}
     for e, spec in enumerate(specs):
         if env.random_letters:
-            env.reset(seed=episode_seed(ctx.seed, worlds[e]))
+            env.reset(seed=episode_seed(ctx.seed, world(e)))
         letters.extend(env.options)
-        for s, (seat, form) in enumerate(zip(spec.seats, _forms(spec) or [], strict=True)):
+        for s, (seat, form) in enumerate(zip(spec.seats, _forms(spec, memo) or [], strict=True)):
             by_form.setdefault(id(form), (form, []))[1].append(2 * e + s)
             names.append(seat.name)
             policies.append(seat.policy)
@@ -119,10 +138,11 @@ def play_group(specs: list[EpisodeSpec], ctx: RunContext) -> BatchOutput:
             uniforms = np.empty((len(idx), rounds))
             for row, player in enumerate(members):
                 e, s = divmod(player, 2)
-                gen = agent_rng(ctx.seed, worlds[e], s, specs[e].seats[s].name)
+                gen = agent_rng(ctx.seed, world(e), s, specs[e].seats[s].name)
                 uniforms[row, steps] = gen.random(len(steps))
         plan.append((form, idx, uniforms))
     options = np.empty(players, dtype=np.int8)
+    partner = np.arange(players) ^ 1
     for t in range(rounds):
         for form, idx, uniforms in plan:
             options[idx] = form.decide(h, idx, t, None if uniforms is None else uniforms[:, t])
@@ -130,12 +150,21 @@ def play_group(specs: list[EpisodeSpec], ctx: RunContext) -> BatchOutput:
         h.moves[:, t] = options
         h.rewards[0::2, t] = pay[0, a0, a1]
         h.rewards[1::2, t] = pay[1, a0, a1]
-        h.defected |= options[np.arange(players) ^ 1] == 1
-    return _output(specs, ctx, env, h, names, policies, letters)
+        h.defected |= options[partner] == 1
+    return _output(specs, ctx, env, h, names, policies, letters, {} if cache is None else cache)
+
+
+def _constant(cache: dict[Any, pa.Array], value: Any, n: int, type_: pa.DataType) -> pa.Array:
+    """A column of n equal values (None: nulls), shared by the chunks of one play (arrays are immutable)."""
+    key = (value, n, str(type_))
+    if key not in cache:
+        cache[key] = pa.nulls(n, type_) if value is None else \
+            pa.array([value], type_).take(pa.array(np.zeros(n, dtype=np.int64)))
+    return cache[key]
 
 
 def _output(specs: list[EpisodeSpec], ctx: RunContext, env: RepeatedMatrixGame, h: Histories,
-            names: list[str], policies: list[str], letters: list[str]) -> BatchOutput:
+            names: list[str], policies: list[str], letters: list[str], cache: dict[Any, pa.Array]) -> BatchOutput:
     n_ep, rounds = len(specs), env.rounds
     players = 2 * n_ep
     n = players * rounds
@@ -147,36 +176,35 @@ def _output(specs: list[EpisodeSpec], ctx: RunContext, env: RepeatedMatrixGame, 
     reward = h.rewards[player, t]
     cumulative = np.cumsum(h.rewards, axis=1)
     ep_index = player // 2
-    zero = np.zeros(n, dtype=np.int64)
     coop = env.cooperative_option
     phases = np.array([s.phase for s in specs], dtype=np.int32)
     indices = np.array([s.index for s in specs], dtype=np.int32)
     columns = {
-        "run_id": _strings([ctx.run_id], zero),
+        "run_id": _constant(cache, ctx.run_id, n, pa.string()),
         "phase": pa.array(phases[ep_index]),
         "episode": pa.array(indices[ep_index]),
-        "env": _strings([specs[0].env_id], zero),
-        "game": _strings([env.game_key], zero),
+        "env": _constant(cache, specs[0].env_id, n, pa.string()),
+        "game": _constant(cache, env.game_key, n, pa.string()),
         "round": pa.array((t + 1).astype(np.int32)),
         "seat": pa.array((player % 2).astype(np.int32)),
         "agent": _strings(names, player),
         "partner": _strings(names, player ^ 1),
         "policy": _strings(policies, player),
-        "policy_kind": _strings(["scripted"], zero),
+        "policy_kind": _constant(cache, "scripted", n, pa.string()),
         "action": _strings(letters, 2 * ep_index + option),
         "option": pa.array(option),
-        "cooperated": pa.nulls(n, pa.bool_()) if coop is None else pa.array(option == coop),
-        "valid": pa.array(np.ones(n, dtype=bool)),
-        "retries": pa.array(np.zeros(n, dtype=np.int16)),
+        "cooperated": _constant(cache, None, n, pa.bool_()) if coop is None else pa.array(option == coop),
+        "valid": _constant(cache, True, n, pa.bool_()),
+        "retries": _constant(cache, 0, n, pa.int16()),
         "reward": pa.array(reward),
         "cumulative_reward": pa.array(cumulative[player, t]),
-        "latency_s": pa.array(np.zeros(n)),
-        "prompt_tokens": pa.array(np.zeros(n, dtype=np.int32)),
-        "completion_tokens": pa.array(np.zeros(n, dtype=np.int32)),
-        "cache_hit": pa.array(np.zeros(n, dtype=bool)),
+        "latency_s": _constant(cache, 0.0, n, pa.float64()),
+        "prompt_tokens": _constant(cache, 0, n, pa.int32()),
+        "completion_tokens": _constant(cache, 0, n, pa.int32()),
+        "cache_hit": _constant(cache, False, n, pa.bool_()),
     }
-    events = pa.table([columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in EVENT_SCHEMA],
-                      schema=EVENT_SCHEMA)
+    events = pa.table([columns[f.name] if f.name in columns else _constant(cache, None, n, f.type)
+                       for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
     seat_player = np.arange(players)
     episodes = pa.table({
         "run_id": _strings([ctx.run_id], np.zeros(players, dtype=np.int64)),
@@ -198,5 +226,6 @@ def play(groups: list[list[EpisodeSpec]], ctx: RunContext, *, max_rows: int) -> 
     for specs in groups:
         rows = 2 * make_env(specs[0].env_id, **specs[0].env_params).rounds
         step = max(1, max_rows // rows)
+        cache: dict[Any, pa.Array] = {}
         for i in range(0, len(specs), step):
-            yield play_group(specs[i: i + step], ctx)
+            yield play_group(specs[i: i + step], ctx, cache)
