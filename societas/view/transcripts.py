@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from societas.analysis.transcript import KEY, transcript
 from societas.analysis.transcript_html import transcript_html
 
-PAGE_DECISIONS = 40
+PAGE_DECISIONS = 25
 """Decisions per page (a decision's retries and its prediction question come with it)."""
 
 
