@@ -23,7 +23,7 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -262,8 +262,10 @@ class SeatHub:
                 self._notify(seat)
 
     @staticmethod
-    async def _wait(seat: _Seat) -> None:
-        await seat.changed.wait()
+    def _wait(seat: _Seat) -> Coroutine[Any, Any, bool]:
+        # The event is read now, not when the awaitable first runs: wait_for starts it as a task a
+        # step later, and a change made meanwhile replaces the event and would go unheard.
+        return seat.changed.wait()
 
     @staticmethod
     def _notify(seat: _Seat) -> None:

@@ -109,3 +109,24 @@ def test_each_seat_gets_its_own_unguessable_token() -> None:
     tokens = {hub.token("a"), hub.token("b")}
     assert len(tokens) == 2 and all(len(t) >= 24 for t in tokens)
     assert hub.paths() == {"a": f"/seat/{hub.token('a')}", "b": f"/seat/{hub.token('b')}"}
+
+
+async def test_a_change_between_the_check_and_the_wait_is_not_missed() -> None:
+    """A long poll that starts as a change lands still returns (the question is never missed)."""
+    hub = SeatHub({"p": 60.0}, tokens={"p": "tok"})
+    spec = ActionSpec.choice(["J", "F"])
+
+    async def person(n: int) -> None:
+        version, answered = -1, 0
+        while answered < n:
+            state = await hub.wait_state("tok", version, 60.0)
+            version = state["version"]
+            if state["status"] == "question":
+                hub.answer("tok", state["question"]["id"], "J")
+                answered += 1
+
+    async with asyncio.timeout(30):  # a missed change would hold a poll for its whole 60 s
+        clicker = asyncio.create_task(person(50))
+        for _ in range(50):
+            assert (await hub.ask("p", (0, 0), spec, {})).value == "J"
+        await clicker
