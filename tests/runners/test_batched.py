@@ -44,6 +44,8 @@ def _summary(s: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("params", [
     {"game": "prisoners_dilemma", "rounds": 6},
     {"game": "battle_of_the_sexes", "rounds": 5, "random_letters": True},
+    {"payoffs": [[[3, 3], [0, 5]], [[5, 0], [1, 1]]], "rounds": 3, "letters": ["A", "B"],
+     "cooperative_option": None, "shuffle_options": False},
 ])
 def test_every_strategy_gives_the_same_events_together_and_alone(tmp_path: Path, params: dict[str, Any]) -> None:
     population = [{"name": s, "policy": f"scripted:{s}"} for s in sorted(STRATEGIES)]  # aliases too
