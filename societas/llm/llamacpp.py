@@ -10,6 +10,9 @@ the plain text the model would write, as under vLLM's choice constraint), and a
 pattern or a JSON spec is a `json_object` schema, turned back into plain text by
 `constraints.reply_text`.
 
+Sampling: both servers add stages of their own (a repetition penalty, top-k, min-p); requests
+turn them off (`NEUTRAL_SAMPLING`) so that temperature 0 is plain greedy decoding, as under `hf:`.
+
 Recognising one: `llama-server` lists its models as owned by "llamacpp" and
 answers GET /props (with `total_slots`); `llama-cpp-python` lists them as owned
 by "me" and serves one request at a time.
@@ -35,6 +38,12 @@ LLAMACPP_OWNERS = frozenset({"llamacpp", "me"})
 """`owned_by` values GET /models reports on llama-server and on llama-cpp-python's server."""
 
 MAX_ENUMERATED = 200
+NEUTRAL_SAMPLING: dict[str, float] = {"repeat_penalty": 1.0, "top_k": 0, "min_p": 0.0, "top_p": 1.0}
+"""Sampler stages llama.cpp's servers add unless a request turns them off: llama-cpp-python's server
+penalises tokens seen in the last 64 by 1.1 (its repeat_penalty default; at temperature 0 that
+changes greedy replies), and both servers keep only the top 40 tokens, those above 5% of the
+best one's probability and the top 95% of the mass when sampling. Sent off, a request means what
+its temperature and top_p say, as under hf: and vLLM; a request's own top_p stays."""
 LLAMACPP_IN_FLIGHT = 4
 """Requests sent at once to a llama.cpp server: its default slot count; llama-cpp-python serves one."""
 
@@ -112,6 +121,11 @@ def choices_of(grammar_text: str) -> list[str] | None:
             return None
         out.append(part[1:-1].replace('\\"', '"').replace("\\\\", "\\"))
     return out
+
+
+def sampling_fields(top_p: float | None) -> dict[str, float]:
+    """`NEUTRAL_SAMPLING`, with the request's own top_p when it sets one."""
+    return NEUTRAL_SAMPLING if top_p is None else {**NEUTRAL_SAMPLING, "top_p": top_p}
 
 
 def body_extras(spec: ActionSpec | None, lead: str = "") -> dict[str, Any]:

@@ -36,7 +36,7 @@ from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientMode
 from societas.llm.constraints import ConstraintMode, answer_lead, reply_text, request_body_extras
 from societas.llm.http1 import Http1Pool
 from societas.llm.limiter import AdaptiveGate, AdaptiveLimit
-from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner
+from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner, sampling_fields
 from societas.llm.logprobs import TOP_LOGPROBS, option_logprobs, option_texts
 from societas.llm.retry import PROBE
 from societas.llm.specs import ModelOptions, ModelSpec
@@ -356,6 +356,7 @@ class OpenAIChatModel:
             body.update(extras.get("extra_body", {}))
         if mode == "llamacpp":
             body["cache_prompt"] = True  # keep the prompt's KV cache in its slot for the next request
+            body.update(sampling_fields(request.top_p))  # no sampler stages the request did not ask for
         if request.option_logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = TOP_LOGPROBS

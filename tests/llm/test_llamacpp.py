@@ -57,6 +57,22 @@ async def test_each_kind_gets_a_form_llamacpp_honours(serve: Serve, client_for: 
         spec.parse(result.text)
 
 
+async def test_requests_turn_off_the_servers_own_sampler_stages(serve: Serve, client_for: ClientFor) -> None:
+    # llama-cpp-python's server penalises repeated tokens by 1.1 unless told otherwise: at temperature 0
+    # its replies then differ from plain greedy decoding (hf:). Top-k and min-p cut sampled distributions.
+    srv = serve("first", owned_by="me", record_bodies=2)
+    model = client_for(srv)
+    await model.complete(ask(ActionSpec.choice(["J", "F"])))
+    await model.complete(ChatRequest(messages=({"role": "user", "content": "Go on."},), temperature=0.7, top_p=0.9))
+    greedy, sampled = srv.bodies
+    assert {k: greedy[k] for k in ("repeat_penalty", "top_k", "min_p", "top_p")} == {
+        "repeat_penalty": 1.0, "top_k": 0, "min_p": 0.0, "top_p": 1.0}
+    assert sampled["top_p"] == 0.9 and sampled["temperature"] == 0.7 and sampled["repeat_penalty"] == 1.0
+    other = serve("first", owned_by="vllm", record_bodies=1)
+    await client_for(other).complete(ask(ActionSpec.choice(["J", "F"])))
+    assert not {"repeat_penalty", "top_k", "min_p"} & set(other.bodies[0])  # vLLM adds no such stages
+
+
 async def test_refused_request_is_not_retried(serve: Serve, client_for: ClientFor) -> None:
     # json_schema forced onto llama.cpp: a 500 that validates the request; asking again cannot help.
     srv = serve("first", owned_by="me")
