@@ -68,6 +68,8 @@ def test_schedule_steps_are_disjoint_and_do_not_change_the_sequence() -> None:
         grouped += step
     single = [one.step(1)[0] for _ in range(len(grouped))]
     assert grouped == single
+    unbuilt = Schedule(6, 3, np.random.default_rng(5))  # the complete graph without its edges: the same draws
+    assert [unbuilt.step(1)[0] for _ in range(len(grouped))] == grouped
     assert [p[0] for p in grouped] == list(range(len(grouped)))
     ring = Schedule(contact_graph(6, {"kind": "ring"}), 2, np.random.default_rng(1))
     for _ in range(50):

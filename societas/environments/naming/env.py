@@ -66,8 +66,9 @@ class NamingGame(GameEnv):
             "until_consensus", until_consensus)
         self.shuffle = check_flag("shuffle", shuffle)
         self.max_pairs = None if max_pairs is None else check_int("max_pairs", max_pairs, 1)
-        self._graph_spec = graph
-        contact_graph(self.n, graph, np.random.default_rng(0))  # a bad graph fails here, not at reset
+        self._graph_spec = None if _complete(graph) else graph
+        if self._graph_spec is not None:
+            contact_graph(self.n, graph, np.random.default_rng(0))  # a bad graph fails here, not at reset
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
@@ -122,8 +123,8 @@ class NamingGame(GameEnv):
         """Start a run; the seed fixes the graph (if random), the pairs and the option orders."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        self.graph = contact_graph(self.n, self._graph_spec, self._rng)
-        self._schedule = Schedule(self.graph, len(self.names), self._rng, shuffle=self.shuffle)
+        graph = self.n if self._graph_spec is None else contact_graph(self.n, self._graph_spec, self._rng)
+        self._schedule = Schedule(graph, len(self.names), self._rng, shuffle=self.shuffle)
         self._reset_state()
         self.agents = list(self.possible_agents)
         self._next_batch()
@@ -244,6 +245,11 @@ class NamingGame(GameEnv):
         return {a: {**common, "rounds_played": self.round_no[i] - (self.memory_size if self.prefill else 0),
                     "last_name": self.memories[i][-1][1] if self.memories[i] else None}
                 for i, a in enumerate(self.possible_agents)}
+
+
+def _complete(graph: Any) -> bool:
+    """The default contact graph: no spec, or {kind: complete} (played without building its n^2 edges)."""
+    return graph is None or (isinstance(graph, Mapping) and dict(graph) in ({"kind": "complete"}, {}))
 
 
 def _check_names(names: Any) -> tuple[str, ...]:

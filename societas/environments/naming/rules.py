@@ -125,14 +125,23 @@ class Schedule:
     """The interactions of one run, drawn in order from one generator, handed out in steps of disjoint pairs.
 
     Interaction t is (t, a, b, order_a, order_b): agent a, its neighbour b, and
-    the order in which each is shown the W names. A step takes the next pairs
+    the order in which each is shown the W names. `graph` is a contact graph
+    over agents 0..n-1, or n for the complete graph (drawn the same way, without
+    holding its n^2 edges). A step takes the next pairs
     while they share no agent and stay under `limit` (so a step never runs past
     the point where the run could stop).
     """
 
-    def __init__(self, graph: nx.Graph, names: int, rng: np.random.Generator, *, shuffle: bool = True) -> None:
-        self._agents = np.array(sorted(graph.nodes), dtype=np.int64)
-        self._neighbours = [np.array(sorted(graph.neighbors(int(i))), dtype=np.int64) for i in self._agents]
+    def __init__(self, graph: nx.Graph | int, names: int, rng: np.random.Generator, *, shuffle: bool = True) -> None:
+        if isinstance(graph, int):  # the complete graph over that many agents, without building it
+            self._n = graph
+            self._neighbours: list[np.ndarray] | None = None
+        else:
+            agents = sorted(graph.nodes)
+            if agents != list(range(len(agents))):
+                raise ValueError("a schedule's graph has the agents 0..n-1 as its nodes")
+            self._n = len(agents)
+            self._neighbours = [np.array(sorted(graph.neighbors(i)), dtype=np.int64) for i in agents]
         self._w = names
         self._rng = rng
         self._shuffle = shuffle
@@ -142,9 +151,13 @@ class Schedule:
 
     def _draw(self) -> tuple[int, int, int, tuple[int, ...], tuple[int, ...]]:
         rng = self._rng
-        a = int(self._agents[int(rng.integers(len(self._agents)))])
-        near = self._neighbours[a]
-        b = int(near[int(rng.integers(len(near)))])
+        a = int(rng.integers(self._n))
+        if self._neighbours is None:  # the j-th of the others in order, as on a built complete graph
+            j = int(rng.integers(self._n - 1))
+            b = j + (j >= a)
+        else:
+            near = self._neighbours[a]
+            b = int(near[int(rng.integers(len(near)))])
         if self._shuffle:
             order_a = tuple(int(x) for x in rng.permutation(self._w))
             order_b = tuple(int(x) for x in rng.permutation(self._w))
