@@ -500,17 +500,20 @@ class HFChatModel:
             **inputs, generation_config=config, logits_processor=LogitsProcessorList([sampler])
         )
         self.generate_calls += 1
-        if batch is not None:
-            assert reuse is not None
-            reuse.keep(batch, conversations, seqs, [len(s) for s in seqs])
         new_tokens = out[:, ids.shape[1] :].tolist()
         eos = set(self._eos_ids)
-        for row, tokens, limit in zip(rows, new_tokens, max_new, strict=True):
+        replies: list[list[int]] = []
+        for tokens, limit in zip(new_tokens, max_new, strict=True):
             reply: list[int] = []
             for t in tokens[:limit]:
                 if t in eos:
                     break
                 reply.append(t)
+            replies.append(reply)
+        if batch is not None:
+            assert reuse is not None
+            reuse.keep(batch, conversations, seqs, [len(s) for s in seqs], replies)
+        for row, reply in zip(rows, replies, strict=True):
             outcomes[row.index].text = self.tokenizer.decode(reply, skip_special_tokens=True).strip()
             outcomes[row.index].prompt_tokens = len(row.prompt_ids)
             outcomes[row.index].cached_tokens = row.cached

@@ -241,9 +241,14 @@ def layout(
     return ReuseBatch(ids.to(device), mask.to(device), past, reused, lengths, cache)
 
 
-def row_kv(batch: ReuseBatch, row: int, keep: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """Copies of a row's keys and values for its first `keep` tokens, out of the batch's filled cache."""
-    cols = batch.row_columns(row, keep).to(batch.input_ids.device)
+def row_kv(batch: ReuseBatch, row: int, keep: int,
+           generated: int = 0) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Copies of a row's keys and values for its first `keep` tokens, out of the batch's filled cache,
+    and for the first `generated` tokens `generate` appended after the prompt (`keep` is then all of it)."""
+    cols = batch.row_columns(row, keep)
+    if generated:
+        cols = torch.cat([cols, torch.arange(batch.width, batch.width + generated)])
+    cols = cols.to(batch.input_ids.device)
     keys = tuple(layer.keys[row].index_select(1, cols) for layer in batch.cache.layers)
     values = tuple(layer.values[row].index_select(1, cols) for layer in batch.cache.layers)
     return keys, values
@@ -297,10 +302,14 @@ class PrefixReuse:
         return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, self.cache_arg: batch.cache}
 
     def keep(self, batch: ReuseBatch, conversations: Sequence[str | None], seqs: Sequence[Sequence[int]],
-             keep: Sequence[int]) -> None:
-        """Hold each named conversation's first `keep` tokens; rows of one conversation: the last wins."""
+             keep: Sequence[int], generated: Sequence[Sequence[int]] | None = None) -> None:
+        """Hold each named conversation's first `keep` tokens, then what it generated (its reply, which
+        the conversation's next prompt usually quotes); rows of one conversation: the last wins."""
+        # The last token `generate` made was never fed back, so it has no keys and values.
+        fed = batch.cache.get_seq_length() - batch.width
         for row, (conversation, seq, n) in enumerate(zip(conversations, seqs, keep, strict=True)):
             if conversation is None or n <= 0:
                 continue
-            keys, values = row_kv(batch, row, n)
-            self.store.put(conversation, list(seq[:n]), keys, values)
+            reply = list(generated[row][:fed]) if generated is not None and n == len(seq) else []
+            keys, values = row_kv(batch, row, n, len(reply))
+            self.store.put(conversation, [*seq[:n], *reply], keys, values)

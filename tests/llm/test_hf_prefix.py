@@ -17,16 +17,16 @@ pytestmark = pytest.mark.hf
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from societas.agents.llm_agent import LLMAgent  # noqa: E402
+from societas.agents.llm_agent import LLMAgent, LLMAgentOptions  # noqa: E402
 from societas.config import LLMConfig  # noqa: E402
 from societas.environments.matrix_game import RepeatedMatrixGame  # noqa: E402
 from societas.llm.base import ChatRequest  # noqa: E402
 from societas.llm.hf import HFChatModel  # noqa: E402
-from societas.llm.hf_prefix import PrefixStore, common_prefix  # noqa: E402
+from societas.llm.hf_prefix import PrefixStore, cache_argument, common_prefix  # noqa: E402
 from societas.llm.specs import ModelOptions, ModelSpec, make_model  # noqa: E402
 from societas.runners.local import RunContext, play_episode  # noqa: E402
 from societas.societies.society import EpisodeSpec, Seat  # noqa: E402
-from societas.types import ActionSpec  # noqa: E402
+from societas.types import Action, ActionSpec  # noqa: E402
 
 try:
     from tests.llm.tiny_hf import build_tiny_model
@@ -176,6 +176,29 @@ async def test_generated_text_equal_with_and_without_reuse(tiny_dir: Path, tempe
     assert on.generate_calls == off.generate_calls == 5  # one generate call a round
 
 
+async def test_a_reply_is_kept_with_keys_and_values_equal_to_a_fresh_pass(tiny_dir: Path) -> None:
+    from transformers import DynamicCache
+
+    on = make(tiny_dir, 64)
+    try:
+        reqs = [request(a, 2, None, max_tokens=6 + 3 * a) for a in range(3)]  # replies of different lengths
+        results = await asyncio.gather(*[on.complete(r) for r in reqs])
+        for r, res in zip(reqs, results, strict=True):
+            entry = on.prefix._entries[r.conversation or ""]
+            prompt = on.prompt_ids(r.messages)
+            assert entry.ids[: len(prompt)] == prompt and len(entry.ids) > len(prompt)
+            reply = on.tokenizer.decode(entry.ids[len(prompt) :], skip_special_tokens=True).strip()
+            assert res.text.startswith(reply)
+            with torch.inference_mode():
+                cache = DynamicCache(config=on.model.config)
+                on.model(torch.tensor([entry.ids]), **{cache_argument(on.model): cache})
+            for layer, (k, v) in enumerate(zip(entry.keys, entry.values, strict=True)):
+                assert torch.allclose(k, cache.layers[layer].keys[0], atol=1e-4)
+                assert torch.allclose(v, cache.layers[layer].values[0], atol=1e-4)
+    finally:
+        await on.aclose()
+
+
 async def test_a_prompt_that_is_not_an_extension_reuses_up_to_where_it_differs(tiny_dir: Path) -> None:
     off, on = make(tiny_dir, 0), make(tiny_dir, 64)
     try:
@@ -248,6 +271,35 @@ async def test_an_agents_episode_end_reaches_the_backend_through_its_wrappers(ti
         assert len(inner.prefix) == 0 and inner.prefix.bytes_held == 0
     finally:
         await model.aclose()
+
+
+async def pd_with_agents(model: HFChatModel, options: LLMAgentOptions, rounds: int) -> list[Action]:
+    env = RepeatedMatrixGame("prisoners_dilemma", rounds=rounds)
+    env.reset(seed=0)
+    agents = [LLMAgent(f"p{i}", model, rng=np.random.default_rng(i), options=options) for i in range(2)]
+    played = []
+    while env.agents:
+        obs = [env.decision(a) for a in env.agents]
+        acts = await asyncio.gather(*[ag.act(o) for ag, o in zip(agents, obs, strict=True)])
+        env.step({a: act.value for a, act in zip(env.agents, acts, strict=True)})
+        played += acts
+    return played
+
+
+async def test_reasoning_turns_answer_alike_and_reuse_the_turn_before(tiny_dir: Path) -> None:
+    options = LLMAgentOptions(reasoning="two_turn", reasoning_max_tokens=8, max_tokens=4)
+    off, on = make(tiny_dir, 0), make(tiny_dir, 64)
+    try:
+        a = await pd_with_agents(off, options, 2)
+        b = await pd_with_agents(on, options, 2)
+        assert [(x.value, [c.reply for c in x.calls]) for x in a] == [(x.value, [c.reply for c in x.calls]) for x in b]
+        for act in b:
+            think, answer = act.calls[0], act.calls[1]
+            assert think.purpose == "reasoning"
+            assert answer.cached_tokens >= think.prompt_tokens  # the turn before, at least, was reused
+    finally:
+        await off.aclose()
+        await on.aclose()
 
 
 async def test_an_episode_releases_its_agents_prefixes_and_records_cached_tokens(tiny_dir: Path) -> None:
