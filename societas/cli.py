@@ -372,7 +372,10 @@ def report(run_dirs: Annotated[list[Path], typer.Argument(help="One run director
 @app.command()
 def view(runs_dir: Annotated[Path, typer.Argument(help="A folder of runs and sweeps (or one run or sweep "
                                                    "directory).")] = Path("runs"),
-         port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8765) -> None:
+         port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8765,
+         prices: Annotated[Path | None, typer.Option(help="YAML or JSON price table: model spec -> [prompt, "
+                                                     "completion] (or [.., .., cached prompt]) USD per million "
+                                                     "tokens; adds the cost so far.")] = None) -> None:
     """Watch and read runs in a browser: the runs list, live reports, transcripts, comparisons.
 
     Serves a local web app on 127.0.0.1 and prints its URL; it only reads the
@@ -390,9 +393,11 @@ def view(runs_dir: Annotated[Path, typer.Argument(help="A folder of runs and swe
         except ImportError:
             raise MissingExtra("societas view", "view") from None
         from societas.view.app import serve
+        from societas.view.cost import load_prices
 
+        table = load_prices(prices) if prices is not None else None
         try:
-            serve(runs_dir, port, announce=lambda url: out.print(
+            serve(runs_dir, port, prices=table, announce=lambda url: out.print(
                 f"societas view: {url}  (runs in {runs_dir.resolve()}; Ctrl-C stops)", highlight=False,
                 markup=False, soft_wrap=True))
         except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 
 from societas.errors import BadInput, CorruptRun
 from societas.view.catalog import Catalog, RunInfo, age
+from societas.view.cost import Prices
 from societas.view.render import Renderer  # its report and matplotlib imports wait for the first run page
 
 HERE = Path(__file__).parent
@@ -33,6 +34,10 @@ def _pct(x: Any, digits: int = 1) -> str:
     return "–" if x is None else f"{x:.{digits}%}"
 
 
+def _usd(x: Any) -> str:
+    return "–" if x is None else f"${x:,.2f}" if x >= 0.01 or x == 0 else f"${x:.4f}"
+
+
 def _num(x: Any) -> str:
     return "–" if x is None else f"{int(x):,}"
 
@@ -40,20 +45,24 @@ def _num(x: Any) -> str:
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
-    env.filters.update(pct=_pct, num=_num, age=age)
+    env.filters.update(pct=_pct, num=_num, usd=_usd, age=age)
     env.globals["urlencode"] = urlencode
     return templates
 
 
-def create_app(root: str | Path) -> FastAPI:
-    """The app over the runs and sweeps below `root` (a runs folder, a sweep or one run directory)."""
-    catalog = Catalog(Path(root))
+def create_app(root: str | Path, prices: Prices | None = None) -> FastAPI:
+    """The app over the runs and sweeps below `root` (a runs folder, a sweep or one run directory).
+
+    `prices` (model spec -> USD per million prompt, completion[, cached] tokens) adds money so far.
+    """
+    catalog = Catalog(Path(root), prices)
     renderer = Renderer()
     templates = _templates()
     app = FastAPI(title="societas view", docs_url=None, redoc_url=None, openapi_url=None)
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"root": catalog.root, **context})
+        return templates.TemplateResponse(request, name, {"root": catalog.root, "priced": prices is not None,
+                                                          **context})
 
     def find(rel: str) -> RunInfo:
         info = catalog.run(rel)
@@ -169,13 +178,13 @@ def bind(port: int) -> socket.socket:
     return sock
 
 
-def serve(root: str | Path, port: int = 8765, *, announce: Any = print) -> None:
+def serve(root: str | Path, port: int = 8765, *, prices: Prices | None = None, announce: Any = print) -> None:
     """Serve the app on 127.0.0.1 until interrupted; `announce` gets the URL once the port is bound."""
     import uvicorn
 
     root = Path(root)
     sock = bind(port)
-    config = uvicorn.Config(create_app(root), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(create_app(root, prices), log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     announce(f"http://127.0.0.1:{sock.getsockname()[1]}/")
     server.run(sockets=[sock])

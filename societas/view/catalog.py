@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from societas.view.cost import Billed, Prices, billed, cost_usd
 from societas.view.liveness import held_inodes, is_playing
 
 MAX_DEPTH = 3
@@ -41,6 +42,7 @@ class PartTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache_hits: int = 0
+    billed: Billed = ()
 
 
 @dataclass(slots=True)
@@ -69,6 +71,8 @@ class RunInfo:
     version: str
     """Changes whenever a part lands or the status changes; the run page re-renders on a new one."""
     sweep: str | None = None
+    cost_usd: float | None = None
+    """USD so far, with a price table for every model it called (`societas view --prices`)."""
 
     @property
     def invalid_share(self) -> float | None:
@@ -85,7 +89,7 @@ class RunInfo:
                 "invalid_share": self.invalid_share, "llm_calls": self.llm_calls,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "cache_hits": self.cache_hits, "updated": self.updated, "version": self.version,
-                "sweep": self.sweep}
+                "sweep": self.sweep, "cost_usd": self.cost_usd}
 
 
 @dataclass(slots=True)
@@ -120,6 +124,11 @@ class SweepInfo:
         return sum(getattr(r, name) for r in self.runs)
 
     @property
+    def cost_usd(self) -> float | None:
+        costs = [r.cost_usd for r in self.runs]
+        return None if any(c is None for c in costs) else sum(costs)
+
+    @property
     def invalid_share(self) -> float | None:
         n = self.total("decisions")
         return self.total("invalid") / n if n else None
@@ -140,8 +149,9 @@ def _parts(folder: Path) -> list[Path]:
 class Catalog:
     """The runs and sweeps below `root`, rescanned on every call; part totals and configs are cached."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, prices: Prices | None = None) -> None:
         self.root = Path(root).resolve()
+        self.prices = prices
         self._parts: dict[tuple[str, int, int], PartTotals] = {}
         self._configs: dict[tuple[str, int], dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -239,13 +249,16 @@ class Catalog:
                 totals = PartTotals(rows=t.num_rows, invalid=int(pc.sum(pc.invert(valid).cast(pa.int64())).as_py()
                                                                  or 0))
             else:
-                t = pq.read_table(part, columns=["prompt_tokens", "completion_tokens", "cache_hit"])
+                names = pq.ParquetFile(part).schema_arrow.names
+                t = pq.read_table(part, columns=["model", "prompt_tokens", "completion_tokens", "cache_hit",
+                                                 *(["cached_tokens"] if "cached_tokens" in names else [])])
                 totals = PartTotals(
                     rows=t.num_rows,
                     prompt_tokens=int(pc.sum(t.column("prompt_tokens")).as_py() or 0),
                     completion_tokens=int(pc.sum(t.column("completion_tokens")).as_py() or 0),
                     cache_hits=int(pc.sum(pc.fill_null(t.column("cache_hit"), False).cast(pa.int64())).as_py()
-                                   or 0))
+                                   or 0),
+                    billed=billed(t))
         except (OSError, pa.ArrowInvalid, KeyError):
             return None  # unreadable now; a damaged part is named by the report
         with self._lock:
@@ -278,6 +291,7 @@ class Catalog:
             llm_calls=sum(t.rows for t in calls), prompt_tokens=sum(t.prompt_tokens for t in calls),
             completion_tokens=sum(t.completion_tokens for t in calls), cache_hits=sum(t.cache_hits for t in calls),
             updated=updated, version=hashlib.sha1(version_src.encode()).hexdigest()[:12], sweep=sweep,
+            cost_usd=cost_usd((t.billed for t in calls), self.prices) if calls else (0.0 if self.prices else None),
         )
 
     # ------------------------------------------------------------------ sweeps

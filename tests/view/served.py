@@ -31,8 +31,9 @@ def small_config(model: str, out: Path, *, members: tuple[str, ...] = SMALL,
 class ViewServer:
     """`societas view ROOT --port 0` in a subprocess; `url` is what it printed."""
 
-    def __init__(self, root: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "societas.cli", "view", str(root), "--port", "0"],
+    def __init__(self, root: Path, *options: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "societas.cli", "view", str(root), "--port", "0",
+                                      *options],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
         deadline = time.time() + 120

@@ -114,3 +114,25 @@ def test_the_command_line_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
                                capture_output=True, text=True, env=env, timeout=60)
     assert taken.returncode == 2 and f"port {port}" in taken.stderr and "--port" in taken.stderr
     assert len(taken.stderr.strip().splitlines()) == 1
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("fake:echo: cheap\n")
+    unpriced = subprocess.run([sys.executable, "-m", "societas.cli", "view", str(tmp_path), "--prices", str(prices)],
+                              capture_output=True, text=True, env=env, timeout=60)
+    assert unpriced.returncode == 2 and "fake:echo: expected" in unpriced.stderr
+
+
+def test_with_prices_the_list_and_the_run_show_the_cost(runs_folder: dict[str, Path], tmp_path: Path) -> None:
+    from served import ViewServer
+
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"fake:echo": [2.5, 10.0], "fake:random": [0.15, 0.6]}')
+    server = ViewServer(runs_folder["root"], "--prices", str(prices))
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as c:
+            runs = {r["rel"]: r for r in c.get("/api/runs").json()["runs"]}
+            echo = runs[runs_folder["echo"].name]
+            assert echo["cost_usd"] > 0 and runs[runs_folder["stopped"].name]["cost_usd"] is None  # not priced
+            assert f"${echo['cost_usd']:,.2f}" in c.get("/").text
+            assert "cost so far (USD)" in c.get(f"/fragment/run/{runs_folder['echo'].name}/head").text
+    finally:
+        server.stop()

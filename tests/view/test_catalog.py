@@ -84,3 +84,33 @@ def test_paths_outside_the_folder_are_not_runs(runs_folder: dict[str, Path]) -> 
     catalog = Catalog(runs_folder["echo"].parent / runs_folder["echo"].name / "events")
     assert catalog.run("..") is None and catalog.run("../..") is None
     assert Catalog(runs_folder["root"]).run("../" + runs_folder["root"].name) is None
+
+
+def test_cost_so_far_matches_the_analysis_price_formula(runs_folder: dict[str, Path], tmp_path: Path) -> None:
+    from societas.analysis.cost import usage_table
+    from societas.analysis.load import load_run
+    from societas.view.cost import load_prices
+
+    table = tmp_path / "prices.yaml"
+    table.write_text("fake:echo: [2.5, 10.0, 1.25]\n")
+    prices = load_prices(table)
+    info = Catalog(runs_folder["root"], prices).run(runs_folder["echo"].name)
+    want = usage_table(load_run(runs_folder["echo"]).llm_calls, prices=prices)["cost_usd"].sum()
+    assert info.cost_usd is not None and abs(info.cost_usd - want) < 1e-9 and want > 0
+    assert Catalog(runs_folder["root"], {}).run(runs_folder["echo"].name).cost_usd is None  # model not priced
+    assert Catalog(runs_folder["root"]).run(runs_folder["echo"].name).cost_usd is None  # no table at all
+    assert Catalog(runs_folder["root"], prices).run(runs_folder["scripted"].name).cost_usd == 0.0  # no calls
+
+
+def test_a_price_table_that_cannot_be_used_is_named(tmp_path: Path) -> None:
+    import pytest
+
+    from societas.errors import BadInput
+    from societas.view.cost import load_prices
+
+    bad = tmp_path / "prices.yaml"
+    bad.write_text("openai:gpt-4o: [2.5]\n")
+    with pytest.raises(BadInput, match=r"prices.yaml: openai:gpt-4o: expected \[prompt, completion\]"):
+        load_prices(bad)
+    with pytest.raises(BadInput, match="cannot read"):
+        load_prices(tmp_path / "none.yaml")
