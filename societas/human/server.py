@@ -82,7 +82,9 @@ class SeatServer:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """The address people open: a server on every interface is named by this machine's host name."""
+        host = socket.getfqdn() if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     def urls(self) -> dict[str, str]:

@@ -130,3 +130,14 @@ async def test_a_change_between_the_check_and_the_wait_is_not_missed() -> None:
         for _ in range(50):
             assert (await hub.ask("p", (0, 0), spec, {})).value == "J"
         await clicker
+
+
+def test_links_name_a_reachable_host() -> None:
+    import socket
+
+    from societas.human.server import SeatServer
+
+    hub = SeatHub({"a": 1.0}, tokens={"a": "tok"})
+    assert SeatServer(hub, host="127.0.0.1", port=8765).urls() == {"a": "http://127.0.0.1:8765/seat/tok"}
+    assert SeatServer(hub, host="0.0.0.0", port=80).base_url == f"http://{socket.getfqdn()}:80"
+    assert SeatServer(hub, host="::1", port=81).base_url == "http://[::1]:81"

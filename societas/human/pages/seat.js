@@ -21,6 +21,9 @@
     return node;
   }
   const card = (title, cls, ...body) => el("section", { class: "card " + (cls || "") }, title ? el("h2", { text: title }) : null, ...body);
+  // One key per option: its letter when every option is one letter, else 1, 2, 3, ...
+  const choiceKeys = (choices) => choices.map((c, i) => (choices.every((x) => x.length === 1) ? c.toUpperCase() : String(i + 1)));
+  const orList = (xs) => (xs.length < 2 ? xs.join("") : xs.slice(0, -1).join(", ") + " or " + xs[xs.length - 1]);
   const label = (q, c) => (q.matrix ? "Option " + c : c.charAt(0).toUpperCase() + c.slice(1));
 
   function setHeader(s) {
@@ -84,7 +87,7 @@
       if (r && r.status === 409) refresh();
     };
     if (f.kind === "choice") {
-      const keys = f.choices.map((c, i) => (c.length === 1 ? c.toUpperCase() : String(i + 1)));
+      const keys = choiceKeys(f.choices);
       const buttons = f.choices.map((c, i) => el("button", { class: "choice", type: "button", "data-value": c,
         onclick: () => send(c, buttons) }, label(q, c), el("kbd", { text: keys[i] })));
       current.onkey = (key) => { const i = keys.indexOf(key.toUpperCase()); if (i >= 0 && !buttons[i].disabled) buttons[i].click(); };
@@ -109,8 +112,8 @@
     const last = prev ? el("p", { class: "last", id: "last-round" }, `Round ${prev.round}: you chose `,
       el("b", { class: "you", text: "Option " + prev.you }), " and the other player chose ",
       el("b", { class: "them", text: "Option " + prev.partner }), `, so you won ${prev.your_points} and they won ${prev.partner_points}.`) : null;
-    const keys = q.answer.kind === "choice" && q.answer.choices.every((c) => c.length === 1)
-      ? el("p", { class: "hint", text: `Click an option, or press ${q.answer.choices.join(" or ")}.` }) : null;
+    const keys = q.answer.kind === "choice" ? el("p", { class: "hint", text: "Click an option, or press " +
+      orList(choiceKeys(q.answer.choices)) + "." }) : null;
     const ask = card("Your move", "ask", last, el("p", { class: "question", id: "question", text: q.question }), answerBox(q), keys, score);
     // A 2x2 game's rules are its first line and the payoffs, which the table shows; the words stay a click away.
     const [intro, ...rest] = q.rules.split("\n");
@@ -122,10 +125,13 @@
       : card("Rules", "", el("p", { class: "rules", id: "rules", text: q.rules }));
     const history = q.history_rows
       ? card("History", "wide", historyTable(q.history_rows, true))
-      : card("History", "wide", q.history ? el("pre", { text: q.history }) : el("p", { class: "empty", text: "Nothing yet." }));
+      : card("History", "", q.history ? el("pre", { id: "history-text", text: q.history }) : el("p", { class: "empty", text: "Nothing yet." }));
     const seen = card(null, "wide", el("details", { id: "agent-view" }, el("summary", { text: "The whole prompt, word for word as an agent reads it" }),
       el("pre", { text: q.rules + "\n\n" + q.prompt })));
-    app.replaceChildren(ask, side, history, seen);
+    // A 2x2 game: the move and the payoffs side by side, the history below; other games keep their
+    // history beside the move, under it, so the latest rounds stay in view.
+    if (q.matrix) app.replaceChildren(ask, side, history, seen);
+    else app.replaceChildren(el("div", { class: "stack" }, ask, history), side, seen);
   }
 
   function resultCard(r, title, wide) {
