@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -424,13 +425,25 @@ def _print_sweep(path: Path) -> None:
     for cells in index.to_dict("records"):
         name = cells["name"]
         t.add_row(name, *([str(cells["model"])] if models else []), str(cells["seed"]),
-                  *(str(cells[g]) for g in grid), cells["status"], str(int(decisions.get(name, 0))),
+                  *(_grid_cell(cells[g]) for g in grid), cells["status"], str(int(decisions.get(name, 0))),
                   _fmt(float(coop.get(name, float("nan")))), _fmt(float(reward.get(name, float("nan")))))
     out.print(t)
     _print_naming_sweep(path)
     unfinished = int((index["status"] != "complete").sum())
     if unfinished:
         out.print(f"[yellow]{unfinished} runs incomplete: finish them with `societas resume {path}`[/]")
+
+
+def _grid_cell(value: Any) -> str:
+    """A grid value as a cell: a population as its members and counts ("committed x2 + player x22")."""
+    if isinstance(value, str) and value.startswith("[{"):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "name" in m for m in value):
+        return " + ".join(f"{m['name']} x{m.get('count', 1)}" for m in value)
+    return str(value)
 
 
 def _print_naming_sweep(path: Path) -> None:

@@ -79,6 +79,7 @@ def test_committed_minority_sweep_across_runs(tmp_path: Path) -> None:
     sweep = run_sweep(parse_config(cfg)).path
     out = _cli("analyze", str(sweep))
     assert "adoption against the committed minority" in out and "Critical minority" in out
+    assert "c x3 + p x3" in out  # the grid's populations as members and counts
     rows = re.findall(r"│\s*(\d+)\s*│\s*([\d.]+)%\s*│\s*4\s*│", out)
     assert [r[0] for r in rows] == ["0", "1", "3"] and rows[0][1] == "0.0"  # sizes, and no committed: no flips
     _cli("report", str(sweep), "-o", str(tmp_path / "sweep.html"))
