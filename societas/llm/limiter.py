@@ -181,7 +181,7 @@ class AdaptiveGate:
             if fut.done() and not fut.cancelled():
                 self.limit.in_flight -= 1  # the slot came as it was cancelled: hand it on
                 self._wake()
-            else:
+            elif fut in self._waiters:  # a release meanwhile may have dropped it already
                 self._waiters.remove(fut)
             raise
 
