@@ -146,7 +146,8 @@ def engine_limit(url: str, bodies: list[dict[str, Any]], *, per_level: int, max_
     """Rising concurrency until throughput stops growing: the best calls/s, its level, every level seen."""
     seen: list[tuple[int, float]] = []
     best, best_level, level = 0.0, 1, 1
-    sample = bodies[:per_level]
+    step = max(1, len(bodies) // per_level)
+    sample = bodies[::step][:per_level]  # spread over the run: early and late rounds' prompts alike
     while level <= max_level:
         rate = asyncio.run(replay(url, sample, level))
         seen.append((level, rate))
