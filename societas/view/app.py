@@ -80,13 +80,11 @@ def create_app(root: str | Path, prices: Prices | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def runs_page(request: Request) -> HTMLResponse:
-        runs, sweeps = catalog.scan()
-        return page(request, "runs.html", runs=runs, sweeps=sweeps)
+        return page(request, "runs.html", entries=catalog.newest_first())
 
     @app.get("/fragment/runs", response_class=HTMLResponse)
     def runs_fragment(request: Request) -> HTMLResponse:
-        runs, sweeps = catalog.scan()
-        return page(request, "_runs_table.html", runs=runs, sweeps=sweeps)
+        return page(request, "_runs_table.html", entries=catalog.newest_first())
 
     @app.get("/api/runs")
     def runs_json() -> JSONResponse:

@@ -102,6 +102,10 @@ class SweepInfo:
     grid: list[str]
     runs: list[RunInfo] = field(default_factory=list)
 
+    @property
+    def updated(self) -> float | None:
+        return max((r.updated for r in self.runs if r.updated is not None), default=None)
+
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.runs)
 
@@ -171,8 +175,13 @@ class Catalog:
             else:
                 sweeps.append(self._sweep(path, held))
         runs.sort(key=lambda r: (r.updated or 0, r.rel), reverse=True)
-        sweeps.sort(key=lambda s: (max((r.updated or 0 for r in s.runs), default=0), s.rel), reverse=True)
+        sweeps.sort(key=lambda s: (s.updated or 0, s.rel), reverse=True)
         return runs, sweeps
+
+    def newest_first(self) -> list[RunInfo | SweepInfo]:
+        """Runs and sweeps together, the one updated last first (a run playing now comes to the top)."""
+        runs, sweeps = self.scan()
+        return sorted([*runs, *sweeps], key=lambda x: (x.updated or 0, x.rel), reverse=True)
 
     def _find(self, folder: Path, depth: int) -> list[tuple[str, Path]]:
         if (folder / "sweep.yaml").is_file():
