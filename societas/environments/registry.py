@@ -102,6 +102,19 @@ def registered() -> dict[str, EnvironmentEntry]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def world_params(env_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` without those the game declares as timing only (`timing_params`), for seeding.
+
+    A parameter that changes how many decisions overlap but never the events
+    (the naming game's `max_pairs`) must not change an episode's draws either.
+    """
+    entry = _REGISTRY.get(env_id)
+    if entry is None or not params:
+        return params
+    timing = getattr(entry.factory, "timing_params", ())
+    return {k: v for k, v in params.items() if k not in timing} if timing else params
+
+
 def make(env_id: str, **params: Any) -> ParallelEnv:
     """Build environment `env_id` with `params`.
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from societas.config import AgentConfig, ExperimentConfig, member_names
+from societas.environments.registry import world_params
 from societas.societies.matchmaking import build_graph, round_robin
 
 
@@ -141,7 +142,7 @@ class Society:
                 episodes.append(EpisodeSpec(
                     phase=phase, index=len(episodes), env_id=cfg.environment.id,
                     env_params=params, seats=tuple(self.members[n] for n in table),
-                    world=("episode", phase, cfg.environment.id, params, repetition),
+                    world=("episode", phase, cfg.environment.id, world_params(cfg.environment.id, params), repetition),
                 ))
         return episodes
 
@@ -187,7 +188,8 @@ class Society:
                     episodes.append(EpisodeSpec(
                         phase=phase, index=len(episodes), env_id=cfg.environment.id, env_params=params,
                         seats=(self.members[partner], self.members[name]),
-                        world=("episode", phase, cfg.environment.id, params, repetition),
+                        world=("episode", phase, cfg.environment.id, world_params(cfg.environment.id, params),
+                               repetition),
                     ))
         return episodes
 

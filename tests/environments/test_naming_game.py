@@ -241,6 +241,8 @@ def test_scripted_events_do_not_depend_on_pairs_per_step_or_episodes_in_flight(t
     one = _events({**_config(tmp_path / "b", MIXED, **params), "runner": {"max_concurrent_episodes": 1}})
     pd.testing.assert_frame_equal(many, one)
     _same(_one_by_one(_config(tmp_path / "c", MIXED, **params)), many)
+    # max_pairs is declared timing only: set in a config, it leaves the seeds and so the events as they were.
+    pd.testing.assert_frame_equal(_events(_config(tmp_path / "d", MIXED, **params, max_pairs=1)), many)
     assert len(many) == 3 * 20 * 10 * 2
     committed = many[many["policy"] == "scripted:committed"]
     assert (committed["action"] == "M").all() and many["round"].max() == 199

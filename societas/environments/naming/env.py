@@ -49,6 +49,8 @@ class NamingGame(GameEnv):
 
     metadata: ClassVar[dict[str, Any]] = {"name": "naming_game_v0", "render_modes": ["ansi"],
                                           "is_parallelizable": True}
+    # Changes how many pairs' model calls overlap, never the events: left out of the episode's seed.
+    timing_params: ClassVar[frozenset[str]] = frozenset({"max_pairs"})
 
     def __init__(self, num_agents: int = 24, names: Sequence[str] | None = None, memory: int = 5,
                  rounds: int = 100, consensus_rounds: int = 3, graph: Any = None, prefill: str | None = None,
