@@ -493,6 +493,8 @@ def _print_view(view: Any, where: str) -> None:
         for cells in table.cells():
             t.add_row(*cells)
         out.print(t)
+        if table.notes:  # what the report prints under the table (definitions, intervals, sources)
+            out.print(f"{table.notes}.", highlight=False, markup=False, soft_wrap=True)
         if table.standing is not None and table.standing is not shown:  # once per standing, under its first table
             shown = table.standing
             out.print(table.standing.summary(), highlight=False, markup=False, soft_wrap=True)

@@ -79,6 +79,7 @@ def test_analyze_and_report_show_the_commons(sustainable, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "commons outcomes per condition" in proc.stdout and "survival rate" in proc.stdout
     assert "│ all " in proc.stdout and "120.0" in proc.stdout and "100.0%" in proc.stdout
+    assert "as Piatti et al. (2024) define them" in proc.stdout  # the table's notes, as in the report
     html = write_report([rd.path], tmp_path / "r.html").read_text()
     assert "Commons" in html and "stock over months" in html and html.count("data:image/png;base64") >= 1
 
