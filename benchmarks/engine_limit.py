@@ -60,6 +60,7 @@ from societas.analysis import load_run
 from societas.config import ExperimentConfig, bundled_config, parse_config
 from societas.llm.base import ChatRequest
 from societas.llm.openai_backend import OpenAIChatModel
+from societas.llm.retry import RetryingModel
 from societas.llm.specs import ModelOptions, parse_model_spec
 from societas.runners import run as run_module
 from societas.small_form import LIVE, small_form
@@ -97,14 +98,25 @@ def play(cfg: ExperimentConfig, sent: list[dict[str, Any]] | None = None) -> dic
             sent.append(out)
         return out
 
+    failed = RetryingModel._failed
+    transient: list[str] = []
+
+    def noting(self: RetryingModel, error: str) -> None:
+        transient.append(error)
+        failed(self, error)
+
     run_module.make_model = lambda spec, options=None: TimedModel(make(spec, options), span)  # type: ignore
     OpenAIChatModel._body = recording  # type: ignore[method-assign]
+    RetryingModel._failed = noting  # type: ignore[method-assign]
     try:
         t0 = time.perf_counter()
         rd, summary = run_module.run_experiment(cfg, progress=False)
         wall = time.perf_counter() - t0
     finally:
         run_module.make_model, OpenAIChatModel._body = make, body  # type: ignore[method-assign]
+        RetryingModel._failed = failed  # type: ignore[method-assign]
+    if transient:
+        print(f"    transient failures retried: {len(transient)} (first: {transient[0]})")
     calls = load_run(rd.path).llm_calls
     return {"wall": wall, "span": span[1] - span[0] if span else 0.0, "calls": len(calls), "table": calls,
             "decisions": int(summary.get("decisions", 0))}
