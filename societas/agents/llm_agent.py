@@ -15,7 +15,7 @@ import numpy as np
 
 from societas.errors import BadInput
 from societas.llm.base import ChatModel, ChatRequest, end_conversation
-from societas.llm.distribution import NoDistribution, shared_distribution
+from societas.llm.distribution import NoDistribution, known_distribution, shared_distribution
 from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation, split_reasoning
 
 RETRY_PROMPT = "Your answer could not be used: {error} Please answer the question again."
@@ -202,6 +202,13 @@ class LLMAgent:
         said = ((prefix[0]["content"], prompt) if len(prefix) == 1
                 else (*((m["role"], m["content"]) for m in prefix), prompt))
         key = (said, spec, opts.max_tokens, self._policy_tag)
+        dist = known_distribution(self._client, key)
+        if dist is not None and not calls:  # the usual case at scale: a prompt seen before, nothing else asked
+            index, probability = dist.draw(float(self._rng.random()) if opts.temperature > 0 else 0.0,
+                                           opts.temperature)
+            return Action(value=spec.choices[index], policy=self.policy, model=self.model, retries=extra_retries,
+                          prediction=prediction, prediction_valid=prediction_valid, cache_hit=True,
+                          sampled_p=probability)
         messages = (*prefix, {"role": "user", "content": prompt})
         request = ChatRequest(messages=messages, temperature=0.0, max_tokens=opts.max_tokens, constraint=spec,
                               option_logprobs=True, policy=_join(self._policy_tag, "sampling=distribution"))

@@ -100,6 +100,12 @@ async def _ask(model: ChatModel, memo: _Memo, key: Hashable, request: ChatReques
             del memo.asking[key]
 
 
+def known_distribution(model: ChatModel, key: Hashable) -> OptionDistribution | None:
+    """The distribution already given for `key` in this process, without asking (the usual case at scale)."""
+    memo = _MEMOS.get(model)
+    return None if memo is None else memo.known.get(key)
+
+
 async def shared_distribution(model: ChatModel, key: Hashable, request: ChatRequest
                               ) -> tuple[OptionDistribution, bool]:
     """The distribution for `request` (a choice request with `option_logprobs`), and whether this

@@ -197,3 +197,30 @@ def test_hf_models_give_their_option_scores(tmp_path: Path) -> None:
     result, reference = asyncio.run(ask())
     assert result.option_logprobs == pytest.approx(tuple(reference), abs=1e-5)
     assert len(result.option_logprobs) == 2 and all(x <= 0 for x in result.option_logprobs)
+
+
+def _naming(out: Path, n: int, **llm: object):
+    from societas.config import parse_config
+
+    return parse_config({
+        "name": "naming-llm", "seed": 0, "output_dir": str(out), "model": "fake:random",
+        "environment": {"id": "naming-game", "params": {"num_agents": n, "names": ["F", "J"], "memory": 3,
+                                                        "rounds": 6, "show_rounds": False}},
+        "population": [{"name": "player", "policy": "llm", "count": n}],
+        "llm": {"sampling": "distribution", "temperature": 1.0, **llm},
+        "matchmaking": {"kind": "population"},
+    }, source="test")
+
+
+def test_a_naming_game_of_language_model_agents_asks_once_per_state(tmp_path: Path) -> None:
+    n = 300
+    rd, _ = run_experiment(_naming(tmp_path / "a", n), progress=False)
+    run = load_run(rd.path)
+    ev, calls = run.events, run.llm_calls
+    assert len(ev) == 2 * 6 * n and ev["sampled_p"].notna().all()
+    # A prompt is the memory (3 interactions of 4 outcomes, or fewer) and the order of 2 names.
+    states = 2 * sum(4**k for k in range(4))
+    assert not calls["messages"].duplicated().any() and len(calls) <= states < len(ev) // 10
+    assert not calls["messages"].str.contains("round [0-9]", regex=True).any()  # no round numbers
+    again, _ = run_experiment(_naming(tmp_path / "b", n), progress=False)
+    assert load_run(again.path).events["action"].tolist() == ev["action"].tolist()

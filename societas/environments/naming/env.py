@@ -15,9 +15,12 @@ events are those of playing the interactions one at a time. The run stops at
 the first interaction that completes `consensus_rounds` x N consecutive
 successes (a step never runs past it), or after `rounds` population rounds of
 N interactions. `max_pairs` caps the pairs of a step (1 plays them one by one); it changes
-how many model calls overlap, never the events. `prefill` starts every agent's memory with H successes of an
-established name (the paper's "swap" setup, with committed members, see
-`societas.agents.naming`), and then the run plays its whole budget.
+how many model calls overlap, never the events. `show_rounds: false` leaves the round
+numbers out of the prompt, so it depends only on the memory and the option order: a
+small state, whose prompts `sampling: distribution` asks the model about once each.
+`prefill` starts every agent's memory with H successes of an established name
+(the paper's "swap" setup, with committed members, see `societas.agents.naming`),
+and then the run plays its whole budget.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class NamingGame(GameEnv):
     def __init__(self, num_agents: int = 24, names: Sequence[str] | None = None, memory: int = 5,
                  rounds: int = 100, consensus_rounds: int = 3, graph: Any = None, prefill: str | None = None,
                  until_consensus: bool | None = None, shuffle: bool = True, max_pairs: int | None = None,
-                 render_mode: str | None = None) -> None:
+                 show_rounds: bool = True, render_mode: str | None = None) -> None:
         self.n = check_int("num_agents", num_agents, 2)
         self.names = _check_names(LETTERS if names is None else names)
         self.memory_size = check_int("memory", memory, 0)
@@ -67,6 +70,7 @@ class NamingGame(GameEnv):
         self.until_consensus = (prefill is None) if until_consensus is None else check_flag(
             "until_consensus", until_consensus)
         self.shuffle = check_flag("shuffle", shuffle)
+        self.show_rounds = check_flag("show_rounds", show_rounds)
         self.max_pairs = None if max_pairs is None else check_int("max_pairs", max_pairs, 1)
         self._graph_spec = None if _complete(graph) else graph
         if self._graph_spec is not None:
@@ -234,7 +238,8 @@ class NamingGame(GameEnv):
         data = {"game": "naming", "names": self.names, "options": options, "memory": memory, "score": score,
                 "round": round_no, "t": self._t[i], "partner": self.possible_agents[self._partner[i]]}
         return Observation(agent=agent, round=self._t[i], system=prompts.rules(len(self.names)),
-                           prompt=prompts.history(memory, score, round_no) + prompts.question(options),
+                           prompt=prompts.history(memory, score, round_no if self.show_rounds else None)
+                           + prompts.question(options),
                            spec=_spec(options), data=data)
 
     def episode_summary(self) -> dict[str, dict[str, Any]]:

@@ -28,16 +28,21 @@ def rules(names: int) -> str:
             "Your goal is to earn as many points as you can for yourself, given how your partner behaves.")
 
 
-def history(memory: Sequence[tuple[int, str, str, float]], score: float, round_no: int) -> str:
-    """The player's last rounds (its round number, its name, the partner's, the points) and its score."""
+def history(memory: Sequence[tuple[int, str, str, float]], score: float, round_no: int | None) -> str:
+    """The player's last rounds (its round number, its name, the partner's, the points) and its score.
+
+    With `round_no` None the rounds are not numbered, so the prompt depends on the memory alone.
+    """
     if memory:
         lines = ["Here is what happened in your most recent rounds:"]
         for k, own, other, points in memory:
-            lines.append(f"Round {k}: you picked {own}, your partner picked {other}, you got "
+            when = f"Round {k}" if round_no is not None else "A round"
+            lines.append(f"{when}: you picked {own}, your partner picked {other}, you got "
                          f"{'+' if points > 0 else ''}{fmt_number(points)} points.")
     else:
         lines = ["You have not played any round yet."]
-    lines.append(f"It is now round {round_no}. Your score over the rounds above is {fmt_number(score)} points.")
+    now = f"It is now round {round_no}. " if round_no is not None else ""
+    lines.append(f"{now}Your score over the rounds above is {fmt_number(score)} points.")
     return "\n".join(lines) + "\n"
 
 
