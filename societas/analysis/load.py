@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from societas.errors import CorruptRun
+from societas.yaml_read import safe_load
 
 EVENT_ORDER = ["phase", "episode", "round", "seat"]
 # Columns that name the run or depend on timing and on what the response cache
@@ -65,7 +66,7 @@ def _read_parts(folder: Path, order: list[str], columns: list[str] | None = None
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load(path.read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CorruptRun(path, exc) from None
     if not isinstance(data, dict):

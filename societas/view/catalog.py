@@ -25,6 +25,7 @@ import yaml
 
 from societas.view.cost import Billed, Prices, billed, cost_usd
 from societas.view.liveness import held_inodes, is_playing
+from societas.yaml_read import safe_load
 
 MAX_DEPTH = 3
 """How deep below the folder runs and sweeps are looked for (sweeps hold their runs one level down)."""
@@ -232,7 +233,7 @@ class Catalog:
             cached = self._configs.get(key)
         if cached is None:
             try:
-                cached = yaml.safe_load(src.read_text()) or {}
+                cached = safe_load(src.read_text()) or {}
             except (OSError, yaml.YAMLError, UnicodeDecodeError):
                 cached = {}
             if not isinstance(cached, dict):
@@ -252,14 +253,15 @@ class Catalog:
         if cached is not None:
             return cached
         try:
+            pf = pq.ParquetFile(part)  # one footer read; read_table would set up a dataset per part
             if kind == "events":
-                t = pq.read_table(part, columns=["valid"])
+                t = pf.read(columns=["valid"])
                 valid = t.column("valid")
                 totals = PartTotals(rows=t.num_rows, invalid=int(pc.sum(pc.invert(valid).cast(pa.int64())).as_py()
                                                                  or 0))
             else:
-                names = pq.ParquetFile(part).schema_arrow.names
-                t = pq.read_table(part, columns=["model", "prompt_tokens", "completion_tokens", "cache_hit",
+                names = pf.schema_arrow.names
+                t = pf.read(columns=["model", "prompt_tokens", "completion_tokens", "cache_hit",
                                                  *(["cached_tokens"] if "cached_tokens" in names else [])])
                 totals = PartTotals(
                     rows=t.num_rows,
@@ -314,7 +316,7 @@ class Catalog:
 
     def _sweep(self, path: Path, held: set[int] | None) -> SweepInfo:
         try:
-            spec = yaml.safe_load((path / "sweep.yaml").read_text()) or {}
+            spec = safe_load((path / "sweep.yaml").read_text()) or {}
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             spec = {}
         spec = spec if isinstance(spec, dict) else {}
