@@ -287,6 +287,7 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
+            log.unlink(missing_ok=True)
         shutil.rmtree(out, ignore_errors=True)
     print("\n| study | engine limit calls/s (at in flight) | societas calls/s (model span) | ratio "
           "| societas calls/s (whole run) | ratio | cached_tokens reported | reused per server log | shared prefix |")
