@@ -17,8 +17,9 @@ from typing import Any, Literal
 ActionKind = Literal["choice", "integer", "real", "regex", "json", "text"]
 
 FALLBACK_LIMIT = 0.20
-"""Above this share of invalid fallbacks (the default played because no reply parsed) among an agent's
-decisions, findings about that agent are not interpretable; the run summary and every analysis say so."""
+"""Above this share of invalid fallbacks (the default played because no reply parsed, or a person did not
+answer in time) among an agent's decisions, findings about that agent are not interpretable; the run
+summary and every analysis say so."""
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 # Reasoning models write their thinking first; an unclosed block (cut off by max_tokens, or a

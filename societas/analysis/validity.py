@@ -52,7 +52,7 @@ class Standing:
             return "invalid fallbacks: no decisions"
         shown = self.shares[(self.shares["model_decisions"] > 0) | (self.shares["fallbacks"] > 0)]
         detail = ", ".join(f"{r.who} {_pct(r.share)}" for r in shown.itertuples())
-        return (f"invalid fallbacks (no reply parsed, the environment's default played): {_pct(self.share)} of "
+        return (f"invalid fallbacks (no usable answer, the environment's default played): {_pct(self.share)} of "
                 f"{self.decisions:,} decisions" + (f"; {detail}" if detail else ""))
 
     def warnings(self) -> list[str]:

@@ -106,5 +106,5 @@ def test_naming_game_llm_over_http_reports_its_invalid_share(tmp_path: Path, res
     assert len(lm) == 4 * 4 * 2 and (~lm["valid"]).mean() == invalid
     assert summary["invalid_actions"] == int(invalid * len(lm))
     out = _cli("analyze", str(rd.path))
-    assert f"invalid fallbacks (no reply parsed, the environment's default played): {invalid:.0%}" in out
+    assert f"invalid fallbacks (no usable answer, the environment's default played): {invalid:.0%}" in out
     assert ("not interpretable" in out) == (invalid > 0.2)

@@ -62,7 +62,7 @@ def test_a_valid_run_is_not_flagged(tmp_path: Path) -> None:
     path = _lockin(tmp_path, "fake:random")
     shown = CliRunner().invoke(app, ["analyze", str(path)])
     assert shown.exit_code == 0 and "not interpretable" not in shown.output
-    assert "invalid fallbacks (no reply parsed, the environment's default played): 0% of 40 decisions" in shown.output
+    assert "invalid fallbacks (no usable answer, the environment's default played): 0% of 40 decisions" in shown.output
     assert "not interpretable" not in write_report([path]).read_text()
     assert json.loads((path / "summary.json").read_text())["fallbacks"]["not_interpretable"] == {}
 
