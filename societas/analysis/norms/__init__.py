@@ -1,4 +1,5 @@
-"""Emergent-norm measures from events frames: conventions in naming games, and commons kept or ruined."""
+"""Emergent-norm measures: conventions in naming games (and a model's own bias among the names), commons kept or
+ruined."""
 
 from societas.analysis.norms.commons import commons_runs, commons_summary, harvests, stock_table
 from societas.analysis.norms.naming import (
@@ -11,6 +12,7 @@ from societas.analysis.norms.naming import (
     winner_distribution,
     winning_convention,
 )
+from societas.analysis.norms.naming_bias import individual_bias
 
 __all__ = [
     "adoption",
@@ -19,6 +21,7 @@ __all__ = [
     "convention_share",
     "critical_minority",
     "harvests",
+    "individual_bias",
     "interactions",
     "stock_table",
     "success_rate",

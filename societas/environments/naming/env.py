@@ -60,7 +60,7 @@ class NamingGame(GameEnv):
                  until_consensus: bool | None = None, shuffle: bool = True, max_pairs: int | None = None,
                  show_rounds: bool = True, render_mode: str | None = None) -> None:
         self.n = check_int("num_agents", num_agents, 2)
-        self.names = _check_names(LETTERS if names is None else names)
+        self.names = check_names(LETTERS if names is None else names)
         self.memory_size = check_int("memory", memory, 0)
         self.rounds = check_int("rounds", rounds, 1)
         self.consensus_rounds = check_int("consensus_rounds", consensus_rounds, 1)
@@ -237,10 +237,9 @@ class NamingGame(GameEnv):
         options = tuple(self.names[k] for k in self._order[i])
         data = {"game": "naming", "names": self.names, "options": options, "memory": memory, "score": score,
                 "round": round_no, "t": self._t[i], "partner": self.possible_agents[self._partner[i]]}
-        return Observation(agent=agent, round=self._t[i], system=prompts.rules(len(self.names)),
-                           prompt=prompts.history(memory, score, round_no if self.show_rounds else None)
-                           + prompts.question(options),
-                           spec=_spec(options), data=data)
+        system, prompt, spec = player_prompt(len(self.names), options, memory, score,
+                                             round_no if self.show_rounds else None)
+        return Observation(agent=agent, round=self._t[i], system=system, prompt=prompt, spec=spec, data=data)
 
     def episode_summary(self) -> dict[str, dict[str, Any]]:
         """Per agent: the run's length, whether and when it reached consensus, the agent's rounds and last name."""
@@ -254,12 +253,24 @@ class NamingGame(GameEnv):
                 for i, a in enumerate(self.possible_agents)}
 
 
+def player_prompt(names: int, options: Sequence[str], memory: Sequence[Memory] = (), score: float = 0.0,
+                  round_no: int | None = 1) -> tuple[str, str, ActionSpec]:
+    """What a player is asked: the system message, the prompt and how its reply is read.
+
+    The defaults are a player's first interaction (empty memory, round 1), the
+    prompt an individual-bias measurement asks (`societas.analysis.norms.naming_bias`).
+    """
+    return (prompts.rules(names), prompts.history(memory, score, round_no) + prompts.question(options),
+            _spec(tuple(options)))
+
+
 def _complete(graph: Any) -> bool:
     """The default contact graph: no spec, or {kind: complete} (played without building its n^2 edges)."""
     return graph is None or (isinstance(graph, Mapping) and dict(graph) in ({"kind": "complete"}, {}))
 
 
-def _check_names(names: Any) -> tuple[str, ...]:
+def check_names(names: Any) -> tuple[str, ...]:
+    """The names as a tuple: at least two, distinct, non-empty, without outer spaces."""
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise ValueError(f"names must be a list of at least two names, got {names!r}")
     out = tuple(names)
