@@ -77,7 +77,9 @@ def who(events: pd.DataFrame) -> pd.Series:
     agents = events["agent"].astype(str)
     if agents.nunique() <= MAX_NAMED:
         return agents
-    return agents.str.replace(_MEMBER, "", regex=True)
+    codes, names = pd.factorize(agents, use_na_sentinel=False)  # the pattern once per name, not per decision
+    short = pd.Series(names, dtype=agents.dtype).str.replace(_MEMBER, "", regex=True)
+    return pd.Series(short.to_numpy()[codes], index=agents.index, dtype=agents.dtype, name=agents.name)
 
 
 def standing(events: pd.DataFrame, agents: Iterable[str] | None = None) -> Standing:
