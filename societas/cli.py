@@ -318,7 +318,10 @@ def _no_events(path: Path) -> None:
 @app.command()
 def analyze(run_dirs: Annotated[list[Path], typer.Argument(help="A run directory, several, or a sweep directory.")],
             strategies: Annotated[bool, typer.Option(help="List the strategy texts alive in each generation.")]
-            = False) -> None:
+            = False,
+            individual_bias: Annotated[int, typer.Option(
+                "--individual-bias", metavar="N", help="Naming game: also ask the run's model the first-round "
+                "prompt N times, names shuffled, and show each name's share (individual bias).")] = 0) -> None:
     """The key tables of a run: per-agent cooperation and payoffs; per generation for evolving societies.
 
     For a sweep directory: one row per run with its model, seed, grid values, cooperation and mean reward.
@@ -335,6 +338,8 @@ def analyze(run_dirs: Annotated[list[Path], typer.Argument(help="A run directory
             if r.events.empty:
                 _no_events(r.path)
             _analyze_one(r, strategies)
+            if individual_bias:
+                _print_individual_bias(r, individual_bias)
 
 
 def _analyze_one(r: Any, strategies: bool) -> None:
@@ -345,6 +350,24 @@ def _analyze_one(r: Any, strategies: bool) -> None:
     if r.summary is None:
         out.print(f"[yellow]run incomplete: finish it with `societas resume {escape(str(r.path))}`[/]",
                   highlight=False)
+
+
+def _print_individual_bias(r: Any, trials: int) -> None:
+    from rich.table import Table
+
+    from societas.analysis.norms.naming_bias import for_run
+    from societas.config import parse_config
+
+    spec, table = for_run(parse_config(r.config, source=str(r.path / "config.yaml")), trials)
+    valid, invalid = int(table["valid"].iloc[0]), int(table["invalid"].iloc[0])
+    shown = Table(title=f"individual bias of {spec}: {trials} first-round prompts, names shuffled "
+                        f"({invalid} invalid)", title_justify="left")
+    for column in ("name", "count", "share", "95% interval"):
+        shown.add_column(column, justify="left" if column == "name" else "right")
+    for name, count, share, low, high, *_ in table.itertuples(index=False):
+        shown.add_row(name, str(count), f"{share:.3f}" if valid else "-",
+                      f"{low:.3f}-{high:.3f}" if valid else "-")
+    out.print(shown)
 
 
 @app.command()

@@ -6,13 +6,19 @@ import re
 
 import numpy as np
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from societas.analysis.norms.naming_bias import individual_bias, trial_orders
-from societas.environments.naming import NamingGame
+from societas.cli import app
+from societas.config import bundled_config, parse_config
+from societas.environments.naming import LETTERS, NamingGame
 from societas.environments.naming.env import player_prompt
 from societas.llm.base import ChatRequest
 from societas.llm.specs import ModelOptions
 from societas.llm.testing import FakeOpenAIServer
+from societas.runners.run import run_experiment
+from societas.small_form import OFFLINE, small_form
 
 _LISTED = re.compile(r"The names you can pick from are: (.*)\.\n")
 
@@ -111,3 +117,26 @@ def test_bad_input() -> None:
         individual_bias("fake:first", names=["Q"], trials=10)
     with pytest.raises(ValueError, match="trials"):
         individual_bias("fake:first", trials=0)
+
+
+def test_analyze_individual_bias_uses_the_runs_model_names_and_seed(tmp_path) -> None:
+    data = small_form(yaml.safe_load(bundled_config("naming_game_llm").read_text()), OFFLINE)
+    cfg = parse_config({**data, "model": "fake:first", "output_dir": str(tmp_path)})
+    rd, _ = run_experiment(cfg, progress=False)
+    shown = CliRunner().invoke(app, ["analyze", str(rd.path), "--individual-bias", "60"])
+    assert shown.exit_code == 0, shown.output
+    assert ("individual bias of fake:first: 60 first-round prompts, names shuffled (0 invalid)"
+            in " ".join(shown.output.split()))
+    # fake:first answers the first name listed: the counts are the shuffle's, drawn from the run's seed.
+    firsts = [LETTERS[order[0]] for order, _ in trial_orders(len(LETTERS), 60, cfg.seed, cfg.llm.temperature)]
+    for name in LETTERS:
+        assert re.search(rf"│ {name}\s+│\s+{firsts.count(name)} │", shown.output), (name, shown.output)
+
+
+def test_analyze_individual_bias_refuses_other_games(tmp_path) -> None:
+    cfg = parse_config({"name": "pd", "output_dir": str(tmp_path), "environment": {"id": "repeated-matrix-game"},
+                        "population": [{"name": "a", "policy": "scripted:always_cooperate"},
+                                       {"name": "b", "policy": "scripted:always_defect"}]})
+    rd, _ = run_experiment(cfg, progress=False)
+    shown = CliRunner().invoke(app, ["analyze", str(rd.path), "--individual-bias", "10"])
+    assert shown.exit_code == 2 and "naming-game runs" in shown.output

@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
+from societas.config import ExperimentConfig
 from societas.environments.naming.env import check_names, player_prompt
 from societas.environments.naming.rules import LETTERS
+from societas.errors import BadInput
 from societas.llm.base import ChatModel, ChatRequest
 from societas.llm.specs import ModelOptions, make_model
 from societas.types import InvalidAction, split_reasoning
@@ -109,3 +111,28 @@ def bias_table(picks: Sequence[str | None], names: Sequence[str]) -> pd.DataFram
                      "ci_low": ci.low if ci else np.nan, "ci_high": ci.high if ci else np.nan,
                      "valid": len(valid), "invalid": invalid})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def for_run(config: ExperimentConfig, trials: int) -> tuple[str, pd.DataFrame]:
+    """`individual_bias` of a naming-game run's model: its names, temperature, seed and response cache.
+
+    Returns the model spec and the table; BadInput for a run of another game or without one model.
+    """
+    from societas.runners.run import model_options
+
+    if config.environment.id != "naming-game":
+        raise BadInput(f"individual bias is measured for naming-game runs; this run plays {config.environment.id}")
+    if trials < 1:
+        raise BadInput(f"--individual-bias takes a number of trials of at least 1, got {trials}")
+    llm = [m for m in config.population if m.policy == "llm"]
+    models = sorted({m.model or config.model for m in llm if (m.model or config.model)})
+    temps = sorted({config.llm.temperature if m.temperature is None else m.temperature for m in llm})
+    if len(models) != 1 or len(temps) != 1:
+        raise BadInput(f"individual bias needs the run's players on one model at one temperature; found "
+                       f"{len(models)} models and {len(temps)} temperatures")
+    params = config.environment.params
+    table = individual_bias(models[0], names=params.get("names", LETTERS), trials=trials, seed=config.seed,
+                            temperature=temps[0], max_tokens=config.llm.max_tokens,
+                            show_rounds=params.get("show_rounds", True),
+                            options=model_options(config, models[0]))
+    return models[0], table
