@@ -70,12 +70,18 @@ def paired_rounds(events: pd.DataFrame) -> pd.DataFrame:
         ev["partner"] = pd.NA
     ev["cooperated"] = _as_float(ev["cooperated"]) if "cooperated" in ev else np.nan
     ev["option"] = ev["option"].astype(float)
-    size = ev.groupby([*keys, "round"])["seat"].transform("size")
-    ev = ev[size == 2]
-    other = ev[[*keys, "round", "seat", "option", "cooperated"]].rename(
-        columns={"seat": "partner_seat", "option": "partner_option", "cooperated": "partner_cooperated"})
-    out = ev.merge(other, on=[*keys, "round"])
-    out = out[out["seat"] != out["partner_seat"]].drop(columns="partner_seat")
+    rounds = ev.groupby([*keys, "round"], sort=False)
+    two = (rounds["seat"].transform("size") == 2).to_numpy()
+    ev = ev[two]
+    # Each row's partner is the other row of its round: sorted by (round, seat) the two sit side by side,
+    # at positions 2k and 2k+1 (a self-merge on the round keys did the same at several times the cost).
+    seat = ev["seat"].to_numpy()
+    order = np.lexsort((seat, rounds.ngroup().to_numpy()[two]))
+    at = np.empty_like(order)
+    at[order] = np.arange(len(order))
+    other = order[at ^ 1]
+    out = ev.assign(partner_option=ev["option"].to_numpy()[other],
+                    partner_cooperated=ev["cooperated"].to_numpy()[other])[seat != seat[other]]
     out = out.sort_values([*keys, "seat", "round"], kind="stable").reset_index(drop=True)
     g = out.groupby([*keys, "seat"], sort=False)
     consecutive = g["round"].diff() == 1
