@@ -1,6 +1,6 @@
 """Do `hf:` and llama.cpp's server make the same decisions at temperature 0, on the same GGUF?
 
-    python benchmarks/engine_agreement.py [--rounds 4] [--scripted 4] [--model-file F.gguf]
+    python benchmarks/engine_agreement.py [--rounds 4] [--scripted 4] [--model-file F.gguf] [--vllm]
 
 1. Plays a small PD tournament (the bundled pd_tournament study in a small form: its two
    language-model members, the first `--scripted` other members, `--rounds` rounds) through
@@ -17,6 +17,10 @@
                           reply does (its quantised arithmetic ranks them apart from hf's float32)
      scoring vs generation  llama.cpp's own scores rank the options as hf does, its reply does not
                           (how the server generates: sampler settings, grammar, stopping)
+
+With --vllm the tournament is played a third time, through a vLLM server on the GGUF converted
+for transformers (`live_table.engine_config`; the server command is $SOCIETAS_VLLM_COMMAND), and
+its choices are compared with hf's on every request its run made.
 
 llama.cpp's own scores and rendering come from llama-cpp-python in this process, loaded as the
 server loads the file (`societas.llm.llamacpp_server`). Needs the [hf] extra and
@@ -49,6 +53,9 @@ from societas.runners.run import run_experiment
 from societas.small_form import LIVE, small_form
 from societas.types import ActionSpec, InvalidAction
 
+sys.path.insert(0, str(Path(__file__).parent))
+from live_table import VLLM_COMMAND, engine_config
+
 
 def tournament(rounds: int, scripted: int) -> dict[str, Any]:
     """The PD tournament in a small form: its language-model members first, then `scripted` others."""
@@ -58,7 +65,8 @@ def tournament(rounds: int, scripted: int) -> dict[str, Any]:
 
 def play(data: dict[str, Any], model: str, out: Path) -> tuple[Any, dict[str, Any], float]:
     """One run without the response cache: its loaded tables, summary and wall time."""
-    cfg = parse_config({**data, "model": model, "output_dir": str(out), "llm": {**data["llm"], "cache": False}})
+    engine, path = model.split(":", 1)
+    cfg = parse_config({**data, **engine_config(engine, Path(path), data["llm"]), "output_dir": str(out)})
     t0 = time.perf_counter()
     rd, summary = run_experiment(cfg, progress=False)
     return load_run(rd.path), summary, time.perf_counter() - t0
@@ -221,6 +229,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--scripted", type=int, default=4, help="scripted/replay members kept beside the two LLMs")
     parser.add_argument("--model-file", type=Path, default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
+    parser.add_argument("--vllm", action="store_true", help="play through vLLM too and compare it with hf")
     parser.add_argument("--no-diagnosis", action="store_true", help="skip llama.cpp's in-process scoring")
     parser.add_argument("--margins", action="store_true", help="both engines' margins on every request, not only "
                         "on disagreements (slow: one scoring pass per request and engine)")
@@ -230,9 +239,11 @@ def main() -> None:
     path = (args.model_file or smollm2_path()).resolve()
     data = tournament(args.rounds, args.scripted)
     print(conditions(path, data))
+    if args.vllm:
+        print(f"vllm server command: {VLLM_COMMAND}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}
-        for engine in ENGINES:
+        for engine in (*ENGINES, "vllm") if args.vllm else ENGINES:
             run, summary, wall = play(data, f"{engine}:{path}", Path(tmp) / engine)
             runs[engine] = run
             lm = run.events[run.events["policy"] == "llm"]
@@ -242,6 +253,10 @@ def main() -> None:
     same = (runs["hf"].events[cols].sort_values(cols[:4]).reset_index(drop=True)
             .equals(runs["llamacpp"].events[cols].sort_values(cols[:4]).reset_index(drop=True)))
     print(f"the two runs made {'the same' if same else 'different'} decisions")
+    if args.vllm:
+        same = (runs["hf"].events[cols].sort_values(cols[:4]).reset_index(drop=True)
+                .equals(runs["vllm"].events[cols].sort_values(cols[:4]).reset_index(drop=True)))
+        print(f"the vllm run made {'the same' if same else 'different'} decisions as the hf run")
 
     # What each engine answered in its own run; the requests only the other run made are asked now.
     answers = {e: replies_of(run.llm_calls) for e, run in runs.items()}
@@ -263,6 +278,11 @@ def main() -> None:
     verdicts = [diagnose(hf, scorer, r, a, b, margins=args.margins)
                 for r, a, b in zip(requests, hf_texts, llama_texts, strict=True)]
     agree = sum(v.hf == v.llama for v in verdicts)
+    if args.vllm:  # vLLM is compared on its own run's requests, which hf has answered above
+        own = [k for k in keyed if k in answers["vllm"]]
+        same_choice = sum(choice_of(keyed[k], answers["hf"][k]) == choice_of(keyed[k], answers["vllm"][k])
+                          for k in own)
+        print(f"vllm agreement with hf on its run's {len(own)} choice requests: {same_choice}/{len(own)}")
     print(f"\n{len(requests)} distinct choice requests; asked again: " + ", ".join(
         f"{e} {n} ({t:.1f} s)" for e, (n, t) in asked.items()) + "; "
           f"llama.cpp chat format: {scorer.chat_format if scorer else 'not loaded'}")
