@@ -247,7 +247,9 @@ def main() -> None:
             run, summary, wall = play(data, f"{engine}:{path}", Path(tmp) / engine)
             runs[engine] = run
             lm = run.events[run.events["policy"] == "llm"]
-            print(f"{engine:9s} run: {len(lm)} decisions, {summary['llm_calls']} model calls, {wall:.1f} s; "
+            invalid = float((~lm["valid"].astype(bool)).mean()) if len(lm) else math.nan
+            print(f"{engine:9s} run: {len(lm)} decisions, {summary['llm_calls']} model calls, {wall:.1f} s, "
+                  f"{summary['llm_calls'] / summary['wall_s']:.2f} calls/s in the run, invalid {invalid:.1%}; "
                   f"cooperation " + ", ".join(f"{a} {c:.3f}" for a, c in cooperation(run).items()))
     cols = ["phase", "episode", "round", "agent", "action"]
     same = (runs["hf"].events[cols].sort_values(cols[:4]).reset_index(drop=True)
