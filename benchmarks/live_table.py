@@ -32,7 +32,7 @@ import yaml
 
 from societas.analysis import load_run
 from societas.config import bundled_config, parse_config
-from societas.runners.run import run_experiment
+from societas.runners.run import RunStopped, run_experiment
 from societas.small_form import LIVE, llm_configs, small_form
 
 ENGINES = ("hf", "llamacpp", "vllm")
@@ -102,7 +102,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             for engine in engines:
-                print(row(measure(name, engine, path, Path(tmp) / f"{name}-{engine}")), flush=True)
+                try:
+                    line = row(measure(name, engine, path, Path(tmp) / f"{name}-{engine}"))
+                except RunStopped as exc:  # e.g. the model timing out: the row says so, the table goes on
+                    line = f"| {name} | {engine} | stopped: {str(exc).split(';')[0]} |"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":
