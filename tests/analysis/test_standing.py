@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -111,3 +112,13 @@ def test_partner_adaptation_says_total_regret_in_both(tmp_path: Path) -> None:
     cli, html = _analyze_and_report(path)
     assert "total regret" in cli and "total regret" in html
     assert "final regret" not in cli and "final regret" not in html
+
+
+def test_member_groups_are_the_names_without_their_number() -> None:
+    from societas.analysis.validity import who
+
+    names = [f"human-{i}" for i in range(6)] + [f"ai-{i}" for i in range(4)] + ["referee", "x-1-2"]
+    events = pd.DataFrame({"agent": [names[i % len(names)] for i in range(50)]}, index=range(100, 150))
+    expected = events["agent"].astype(str).str.replace(r"-\d+$", "", regex=True)  # the pattern, row by row
+    pd.testing.assert_series_equal(who(events), expected)
+    assert set(who(events)) == {"human", "ai", "referee", "x-1"}
