@@ -123,7 +123,9 @@ class ReplicaRouter:
         url = replica.url + "/v1"
         client = self._clients.get(url)
         if client is None:
-            spec = ModelSpec(provider="vllm", name=self.manager.model, base_url=url)
+            # Errors and logs name the replica by its engine: the manager's spec says which (vllm: or llamacpp:).
+            provider = "llamacpp" if self.name.startswith("llamacpp:") else "vllm"
+            spec = ModelSpec(provider=provider, name=self.manager.model, base_url=url)
             client = self._clients[url] = OpenAIChatModel(spec, self.options)
         return client
 

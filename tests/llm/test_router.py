@@ -301,3 +301,14 @@ def test_pd_game_against_real_vllm_servers(tmp_path: Path) -> None:
     assert len(received) == len(calls)
     assert all(re.search(r"structured_outputs=StructuredOutputsParams\(.*choice=\['[JF]', '[JF]'\]", line)
                for line in received), received[:1]
+
+
+def test_replica_clients_are_named_for_their_engine() -> None:
+    """A managed llama.cpp replica's errors say llamacpp:, not vllm:."""
+    from types import SimpleNamespace
+
+    replica = SimpleNamespace(url="http://127.0.0.1:9")
+    for name, provider in (("llamacpp:/m/model.gguf", "llamacpp"), ("vllm:org/model", "vllm")):
+        manager = SimpleNamespace(model="/m/model.gguf", options=ServerOptions(), name=name, replicas=[])
+        client = ReplicaRouter(manager, ModelOptions(), name=name)._client(replica)  # type: ignore[arg-type]
+        assert client.name == f"{provider}:/m/model.gguf@http://127.0.0.1:9/v1"
