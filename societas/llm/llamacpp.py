@@ -6,9 +6,10 @@ answer a `response_format` of type `json_schema` with HTTP 500 ("Input should
 be 'text' or 'json_object'"). They do honour a GBNF `grammar` in the body and a
 `response_format` of type `json_object` with a `schema`. So under llama.cpp a
 choice, a number range or an answer after a marker is a grammar (the reply stays
-the plain text the model would write, as under vLLM's choice constraint), and a
-pattern or a JSON spec is a `json_object` schema, turned back into plain text by
-`constraints.reply_text`.
+the plain text the model would write, as under vLLM's choice constraint), a
+pattern is a grammar too (`gbnf_regex`; one it cannot express is sent
+unconstrained when it follows a marker), and a JSON spec is a `json_object`
+schema, turned back into plain text by `constraints.reply_text`.
 
 Sampling: both servers add stages of their own (a repetition penalty, top-k, min-p); requests
 turn them off (`NEUTRAL_SAMPLING`) so that temperature 0 is plain greedy decoding, as under `hf:`.
@@ -25,6 +26,7 @@ import shutil
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from societas.llm.gbnf_regex import Unsupported, regex_to_gbnf
 from societas.types import ActionSpec
 
 if TYPE_CHECKING:
@@ -94,6 +96,11 @@ def grammar(spec: ActionSpec, lead: str = "") -> str | None:
         answer: str | None = " | ".join(gbnf_literal(c) for c in spec.choices)
     elif spec.kind in ("integer", "real"):
         answer = _number_rule(spec)
+    elif spec.kind == "regex" and spec.pattern:
+        try:
+            answer = regex_to_gbnf(spec.pattern)
+        except Unsupported:
+            answer = None
     else:
         answer = None
     if answer is None:
@@ -135,8 +142,8 @@ def body_extras(spec: ActionSpec | None, lead: str = "") -> dict[str, Any]:
     text = grammar(spec, lead)
     if text is not None:
         return {"grammar": text}
-    if spec.kind == "json" and spec.answer_marker is not None:
-        return {}
+    if spec.kind in ("json", "regex") and spec.answer_marker is not None:
+        return {}  # text, then a marker: no JSON reply fits (and a pattern no grammar could hold)
     return {"response_format": {"type": "json_object", "schema": spec.json_schema()}}
 
 

@@ -42,7 +42,8 @@ async def test_auto_detects_llamacpp_and_sends_a_grammar(serve: Serve, client_fo
 @pytest.mark.parametrize(("spec", "field"), [
     (ActionSpec.integer(0, 10), "grammar"),
     (ActionSpec.real(0.0, 1.0), "grammar"),
-    (ActionSpec(kind="regex", pattern="[JF]"), "response_format"),
+    (ActionSpec(kind="regex", pattern="[JF]"), "grammar"),
+    (ActionSpec(kind="json", schema={"type": "object", "properties": {"x": {"type": "integer"}}}), "response_format"),
 ])
 async def test_each_kind_gets_a_form_llamacpp_honours(serve: Serve, client_for: ClientFor, spec: ActionSpec,
                                                       field: str) -> None:
@@ -53,7 +54,7 @@ async def test_each_kind_gets_a_form_llamacpp_honours(serve: Serve, client_for: 
     if field == "response_format":
         assert body["response_format"] == {"type": "json_object", "schema": spec.json_schema()}
     assert body.get("response_format", {}).get("type") != "json_schema"
-    if field == "grammar":
+    if field == "grammar" and spec.kind != "regex":  # the fake server holds replies to number grammars only
         spec.parse(result.text)
 
 
