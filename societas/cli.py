@@ -337,6 +337,9 @@ def analyze(run_dirs: Annotated[list[Path], typer.Argument(help="A run directory
             r = load_run(path)
             if r.events.empty:
                 _no_events(r.path)
+            game = (r.config.get("environment") or {}).get("id")
+            if individual_bias and game != "naming-game":  # said before the tables, not after them
+                _fail(f"{r.path}: individual bias is measured for naming-game runs; this run plays {game}")
             _analyze_one(r, strategies)
             if individual_bias:
                 _print_individual_bias(r, individual_bias)

@@ -140,3 +140,4 @@ def test_analyze_individual_bias_refuses_other_games(tmp_path) -> None:
     rd, _ = run_experiment(cfg, progress=False)
     shown = CliRunner().invoke(app, ["analyze", str(rd.path), "--individual-bias", "10"])
     assert shown.exit_code == 2 and "naming-game runs" in shown.output
+    assert "cooperation" not in shown.output  # refused before any table is printed
