@@ -14,11 +14,23 @@ class GameEnv(ParallelEnv):
     lives here once. `close` releases nothing: the games hold no external resources.
     """
 
+    _index: dict[str, int]  # agent -> position in possible_agents, set by each game
+
     def observation_space(self, agent: str) -> spaces.Space:
         return self.observation_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.Space:
         return self.action_spaces[agent]
+
+    def _deciding(self, agent: str) -> int:
+        """`agent`'s index in `_index`, checked the way every game's `decision` starts."""
+        i = self._index.get(agent)
+        if i is None:
+            raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents[0]} .. "
+                             f"{self.possible_agents[-1]}")
+        if not self.agents:
+            raise RuntimeError("the episode is over (or never started); call reset() first")
+        return i
 
     def close(self) -> None:
         """Nothing to release: the game holds no external resources."""

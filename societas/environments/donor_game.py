@@ -337,11 +337,7 @@ class DonorGame(GameEnv):
 
     def decision(self, agent: str) -> Observation:
         """The acting agent's prompt, typed action and structured data for this step."""
-        i = self._index.get(agent)
-        if i is None:
-            raise ValueError(f"unknown agent {agent!r}; agents are agent_0 .. agent_{self._n - 1}")
-        if not self.agents:
-            raise RuntimeError("the episode is over (or never started); call reset() first")
+        i = self._deciding(agent)
         if self._phase == "strategy":
             if i not in self._writer_set:
                 raise ValueError(f"{agent} does not write a strategy (it keeps one); see acting_agents()")

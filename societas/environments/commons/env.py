@@ -224,11 +224,7 @@ class Commons(GameEnv):
 
     def decision(self, agent: str) -> Observation:
         """The member's prompt: the rules once (system), then its memory and this step's question."""
-        i = self._index.get(agent)
-        if i is None:
-            raise ValueError(f"unknown agent {agent!r}; agents are player_0 .. player_{self.n - 1}")
-        if not self.agents:
-            raise RuntimeError("the episode is over (or never started); call reset() first")
+        i = self._deciding(agent)
         from societas.environments.commons import prompts
 
         data = {"game": "commons", "phase": self.phase, "month": self.month, "months": self.months,

@@ -224,11 +224,7 @@ class NamingGame(GameEnv):
 
     def decision(self, agent: str) -> Observation:
         """The player's prompt: the rules once (system), then its memory, score, round and the names to pick from."""
-        i = self._index.get(agent)
-        if i is None:
-            raise ValueError(f"unknown agent {agent!r}; agents are player_0 .. player_{self.n - 1}")
-        if not self.agents:
-            raise RuntimeError("the episode is over (or never started); call reset() first")
+        i = self._deciding(agent)
         if i not in self._partner:
             raise ValueError(f"{agent} does not play this step; ask acting_agents()")
         memory = tuple(self.memories[i])
