@@ -10,6 +10,7 @@ Plug-ins add strategies and whole policy kinds ("KIND:NAME") through
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from types import ModuleType
@@ -42,7 +43,9 @@ _FAMILIES = (
 )
 
 
+@functools.cache
 def _families() -> list[tuple[ModuleType, str, str, str]]:
+    """The families' modules, imported once (agents are built per seat, a million in a population)."""
     return [(importlib.import_module(m), table, cls, describe) for m, table, cls, describe in _FAMILIES]
 
 

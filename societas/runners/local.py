@@ -60,8 +60,14 @@ class RunContext:
     llm: LLMConfig
     models: dict[str, ChatModel] = field(default_factory=dict)
     humans: SeatHub | None = None
+    _options: dict[LLMAgentOptions, LLMAgentOptions] = field(default_factory=dict)
 
     def llm_options(self, seat: Seat) -> LLMAgentOptions:
+        """The seat's options; equal options are one shared object (a population's seats mostly share them)."""
+        options = self._new_options(seat)
+        return self._options.setdefault(options, options)
+
+    def _new_options(self, seat: Seat) -> LLMAgentOptions:
         return LLMAgentOptions(
             persona=seat.persona,
             temperature=self.llm.temperature if seat.temperature is None else seat.temperature,
@@ -142,8 +148,12 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     """Play one episode to its end and return its events, model calls and per-seat totals.
 
     An environment may offer `acting_agents()` (only those decide this step; the
-    others wait, e.g. recipients in the donor game) and `episode_summary()`
-    (per-agent facts for the episodes table); plain PettingZoo envs need neither.
+    others wait, e.g. recipients in the donor game), with it `step_acting(actions)`
+    (the acting agents' rewards and infos alone, so a step costs its acting agents,
+    not the population; then `observe(agent)` gives a last observation on asking),
+    and `episode_summary()` (per-agent facts for the episodes table); plain
+    PettingZoo envs need none of them. Language-model and scripted agents are built
+    at their first decision.
     Each decision appends one tuple; the columns are built once at the end, and
     values that are the same for the whole episode are not stored per row.
     """
@@ -153,25 +163,34 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     seats = list(env.possible_agents)
     if len(seats) != len(spec.seats):
         raise ValueError(f"{spec.env_id} has {len(seats)} seats but the episode fills {len(spec.seats)}")
+    seat_of = {a: i for i, a in enumerate(seats)}
     agents: dict[str, Agent] = {}
+    # Per seat: (agent, seat index, agent name, policy, policy kind), the same in every row of that seat.
+    who: dict[str, tuple[Agent, int, str, str, str]] = {}
+
+    def seated(a: str) -> tuple[Agent, int, str, str, str]:
+        """The seat's agent and its row facts, built at its first decision (a million seats cost little
+        before they play; the agent's generator is the seat's whenever it is built)."""
+        found = who.get(a)
+        if found is None:
+            i = seat_of[a]
+            seat = spec.seats[i]
+            agent = agents.get(a)
+            if agent is None:
+                agent = agents[a] = _make_seat_agent(ctx, spec, world, i, seat)
+            found = who[a] = (agent, i, agent.name, agent.policy, policy_kind(seat.policy))
+        return found
+
     for i, (a, seat) in enumerate(zip(seats, spec.seats, strict=True)):
-        if seat.policy == "human":
-            agents[a] = _human_agent(ctx, seat, spec)
-            continue
-        agents[a] = make_agent(
-            seat.policy, name=seat.name, rng=agent_rng(ctx.seed, world, i, seat.name),
-            model=ctx.models.get(seat.model) if seat.model else None,
-            llm_options=ctx.llm_options(seat) if seat.policy == "llm" else None,
-            params=seat.params or None,
-        )
-    kinds = {a: policy_kind(s.policy) for a, s in zip(seats, spec.seats, strict=True)}
+        if seat.policy != "llm" and policy_kind(seat.policy) != "scripted":
+            # People and plug-in policies are built at once: they may wait for the episode's end (`finish`).
+            agents[a] = _make_seat_agent(ctx, spec, world, i, seat)
     # Seats that wait on a model or a person are asked together, so their waits overlap.
-    concurrent = any(k == "llm" or k == "human" for k in kinds.values())
+    concurrent = any(policy_kind(p) in ("llm", "human") for p in {s.policy for s in spec.seats})
     partner = ({seats[0]: spec.seats[1].name, seats[1]: spec.seats[0].name} if len(seats) == 2 else {})
-    member = {a: s.name for a, s in zip(seats, spec.seats)}
-    # Per seat: (seat index, agent name, policy, policy kind), the same in every row of that seat.
-    who = {a: (i, agents[a].name, agents[a].policy, kinds[a]) for i, a in enumerate(seats)}
     acting = getattr(env, "acting_agents", None)
+    # A game that can report the acting agents alone (`step_acting`) is stepped so: no per-step dicts of all.
+    narrow = getattr(env, "step_acting", None) if acting is not None else None
     cumulative = dict.fromkeys(seats, 0.0)
     counts = dict.fromkeys(seats, 0)
     rows: list[tuple[Any, ...]] = []
@@ -183,25 +202,32 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     run_id, phase, index, env_id = ctx.run_id, spec.phase, spec.index, spec.env_id
     while env.agents:
         live = list(env.agents) if acting is None else acting()
+        facts = [seated(a) for a in live]
         obs = [env.decision(a) for a in live]
         if concurrent and len(live) > 1:
-            actions = await _act_together([agents[a] for a in live], obs)
+            actions = await _act_together([f[0] for f in facts], obs)
         else:
-            actions = [await agents[a].act(o) for a, o in zip(live, obs)]
-        last_obs, rewards, _, _, infos = env.step({a: act.value for a, act in zip(live, actions)})
+            actions = [await f[0].act(o) for f, o in zip(facts, obs)]
+        step_actions = {a: act.value for a, act in zip(live, actions)}
+        if narrow is not None:
+            rewards, infos = narrow(step_actions)
+        else:
+            last_obs, rewards, _, _, infos = env.step(step_actions)
         for a, r in rewards.items():
             cumulative[a] += float(r)
-        for a, o, act in zip(live, obs, actions):
+        for a, o, act, (_, seat_index, name, policy, kind) in zip(live, obs, actions, facts):
             counts[a] += 1
             info = infos.get(a, {})
             data = o.data
             other = data.get("partner")
-            seat_index, name, policy, kind = who[a]
             value = act.value
             record = info.get("record")  # environment-specific facts of this decision, if any
+            if other is not None:
+                j = seat_of.get(other)
+                other = other if j is None else spec.seats[j].name
             rows.append((
                 data.get("game"), o.round, seat_index, name,
-                partner.get(a) if other is None else member.get(other, other),
+                partner.get(a) if other is None else other,
                 policy, kind, act.model, _text(info.get("action", value)),
                 float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
                 info.get("option"), info.get("cooperated"), _text(act.prediction), act.prediction_valid,
@@ -230,8 +256,11 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
             end()
     summary = env.episode_summary() if hasattr(env, "episode_summary") else {}
     env.close()
-    finishing = [a for a in seats if hasattr(agents[a], "finish")]
+    finishing = [a for a in agents if hasattr(agents[a], "finish")]
     if finishing:
+        if narrow is not None:  # the last observations were never built; the game gives them on asking
+            observe = getattr(env, "observe", None)
+            last_obs = {} if observe is None else {a: observe(a) for a in finishing}
         ends = await asyncio.gather(*(agents[a].finish(EpisodeEnd(  # type: ignore[attr-defined]
             total_reward=cumulative[a], decisions=counts[a], observation=last_obs.get(a))) for a in finishing))
         summary = dict(summary)
@@ -257,6 +286,18 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
         calls=_columns(_CALL_COLUMNS, constants, _CALL_ROW, call_rows),
         episode=ep,
         decisions=len(rows),
+    )
+
+
+def _make_seat_agent(ctx: RunContext, spec: EpisodeSpec, world: int, i: int, seat: Seat) -> Agent:
+    """The agent of seat i, with the seat's own generator."""
+    if seat.policy == "human":
+        return _human_agent(ctx, seat, spec)
+    return make_agent(
+        seat.policy, name=seat.name, rng=agent_rng(ctx.seed, world, i, seat.name),
+        model=ctx.models.get(seat.model) if seat.model else None,
+        llm_options=ctx.llm_options(seat) if seat.policy == "llm" else None,
+        params=seat.params or None,
     )
 
 

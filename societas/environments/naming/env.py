@@ -21,12 +21,18 @@ small state, whose prompts `sampling: distribution` asks the model about once ea
 `prefill` starts every agent's memory with H successes of an established name
 (the paper's "swap" setup, with committed members, see `societas.agents.naming`),
 and then the run plays its whole budget.
+
+A step costs in proportion to its pairs, not to the population: `step_acting`
+plays them and reports the acting agents alone (the runner's path), and
+`step`, PettingZoo's, adds every other live agent's zero reward, empty info
+and observation around it. Memories are tuples shared until an agent acts and
+observations are built when asked for, so a million agents hold little before
+they play.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -99,7 +105,8 @@ class NamingGame(GameEnv):
         h = self.memory_size
         start: list[Memory] = ([(k, self.prefill, self.prefill, MATCH) for k in range(1, h + 1)]
                                if self.prefill is not None else [])
-        self.memories: list[deque[Memory]] = [deque(start, maxlen=h) for _ in range(self.n)]
+        # Each agent's last H interactions, oldest first; the starting tuple is shared until an agent plays.
+        self.memories: list[tuple[Memory, ...]] = [tuple(start)] * self.n
         self.round_no = [len(start)] * self.n  # rounds each agent has in its past
         self.played = 0
         self.streak = 0
@@ -110,7 +117,7 @@ class NamingGame(GameEnv):
         self._order: dict[int, tuple[int, ...]] = {}
         self._t: dict[int, int] = {}
         self._last: list[str] = []
-        self._obs = [self._observation(i) for i in range(self.n)]
+        self._obs: dict[int, dict[str, Any]] = {}  # observations asked for since the agent's memory changed
 
     @functools.cached_property
     def observation_spaces(self) -> dict[str, spaces.Space]:  # type: ignore[override]
@@ -134,7 +141,7 @@ class NamingGame(GameEnv):
         self._reset_state()
         self.agents = list(self.possible_agents)
         self._next_batch()
-        return self._observe(), {a: {} for a in self.agents}
+        return self._observe(self.agents), {a: {} for a in self.agents}
 
     def _next_batch(self) -> None:
         limit = self.budget - self.played
@@ -157,26 +164,46 @@ class NamingGame(GameEnv):
 
     def step(self, actions: dict[str, Any]) -> StepResult:
         """Play this step's pairs; actions of agents not in them are ignored."""
+        live = self.agents
+        acting_rewards, acting_infos = self.step_acting(actions)
+        rewards = dict.fromkeys(live, 0.0)
+        rewards.update(acting_rewards)
+        infos: dict[str, dict[str, Any]] = {a: {} for a in live}
+        infos.update(acting_infos)
+        done = self.until_consensus and self.consensus_at is not None
+        out_of_time = not done and not self.agents
+        return (self._observe(live), rewards, dict.fromkeys(live, done), dict.fromkeys(live, out_of_time), infos)
+
+    def step_acting(self, actions: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+        """`step` for this step's pairs alone: their agents' rewards and infos, nothing of the others.
+
+        Every other live agent's reward is 0 and its info empty; the episode is
+        over when `agents` is empty afterwards. The work is the pairs', whatever N is.
+        """
         if not self.agents:
             raise RuntimeError("the episode is over (or never started); call reset() first")
         if not isinstance(actions, Mapping):
             raise ValueError(f"step() takes a dict agent -> action, got {type(actions).__name__}")
-        missing = [a for a in self.acting_agents() if a not in actions]
+        names = self.possible_agents
+        missing = [names[i] for _, a, b, _, _ in self._batch for i in (a, b) if names[i] not in actions]
         if missing:
             raise ValueError(f"step() lacks actions for {', '.join(missing)}")
-        said = {i: self._name(self.possible_agents[i], actions[self.possible_agents[i]])
-                for _, a, b, _, _ in self._batch for i in (a, b)}
-        rewards = dict.fromkeys(self.agents, 0.0)
-        infos: dict[str, dict[str, Any]] = {a: {} for a in self.agents}
+        said = {i: self._name(names[i], actions[names[i]]) for _, a, b, _, _ in self._batch for i in (a, b)}
+        rewards: dict[str, float] = {}
+        infos: dict[str, dict[str, Any]] = {}
+        h = self.memory_size
+        memories, round_no, cached = self.memories, self.round_no, self._obs
         self._last = []
         for t, a, b, order_a, order_b in self._batch:
             points = payoff(said[a], said[b])
             ok = points == MATCH
             for me, other, order in ((a, b, order_a), (b, a, order_b)):
-                self.round_no[me] += 1
-                self.memories[me].append((self.round_no[me], said[me], said[other], points))
-                self._obs[me] = self._observation(me)
-                agent = self.possible_agents[me]
+                round_no[me] += 1
+                if h:
+                    memories[me] = (*memories[me][1 - h:], (round_no[me], said[me], said[other], points)) \
+                        if h > 1 else ((round_no[me], said[me], said[other], points),)
+                cached.pop(me, None)
+                agent = names[me]
                 rewards[agent] = points
                 infos[agent] = {"action": said[me], "record": {
                     "t": t, "heard": said[other], "success": ok,
@@ -189,16 +216,12 @@ class NamingGame(GameEnv):
             self._last.append(f"interaction {t}: player_{a} said {said[a]}, player_{b} said {said[b]}"
                               + (" (match)" if ok else ""))
         done = self.until_consensus and self.consensus_at is not None
-        out_of_time = not done and self.played >= self.budget
-        obs = self._observe()
-        terms = dict.fromkeys(self.agents, done)
-        truncs = dict.fromkeys(self.agents, out_of_time)
-        if done or out_of_time:
+        if done or self.played >= self.budget:
             self.agents = []
             self._batch = []
         else:
             self._next_batch()
-        return obs, rewards, terms, truncs, infos
+        return rewards, infos
 
     def _name(self, agent: str, value: Any) -> str:
         if isinstance(value, str) and value in self._name_index:
@@ -209,14 +232,22 @@ class NamingGame(GameEnv):
                          f"got {value!r}")
 
     def _observation(self, i: int) -> dict[str, Any]:
+        found = self._obs.get(i)
+        if found is not None:
+            return found
         cells = np.zeros(2 * self.memory_size or 1, dtype=np.int64)
         for j, (_, own, other, _) in enumerate(self.memories[i]):
             cells[2 * j] = self._name_index[own] + 1
             cells[2 * j + 1] = self._name_index[other] + 1
-        return {"memory": cells}
+        found = self._obs[i] = {"memory": cells}
+        return found
 
-    def _observe(self) -> dict[str, dict[str, Any]]:
-        return {a: self._obs[self._index[a]] for a in self.agents}
+    def observe(self, agent: str) -> dict[str, Any]:
+        """One agent's observation now, as `step` would give it (built only when asked for)."""
+        return self._observation(self._index[agent])
+
+    def _observe(self, agents: list[str]) -> dict[str, dict[str, Any]]:
+        return {a: self._observation(self._index[a]) for a in agents}
 
     def render(self) -> str | None:
         """The last step's interactions as text, or None before the first."""
@@ -227,7 +258,7 @@ class NamingGame(GameEnv):
         i = self._deciding(agent)
         if i not in self._partner:
             raise ValueError(f"{agent} does not play this step; ask acting_agents()")
-        memory = tuple(self.memories[i])
+        memory = self.memories[i]
         score = float(sum(m[3] for m in memory))
         round_no = self.round_no[i] + 1
         options = tuple(self.names[k] for k in self._order[i])
