@@ -67,6 +67,21 @@ class LLMAgent:
     """
 
     kind = "llm"
+    # Slots, and caches made on first use: a population holds a million of these.
+    __slots__ = (
+        "__weakref__",
+        "_client",
+        "_conversation",
+        "_distribution",
+        "_params_cache",
+        "_policy_tag",
+        "_rng",
+        "_system_cache",
+        "model",
+        "name",
+        "options",
+        "policy",
+    )
 
     def __init__(
         self,
@@ -90,8 +105,13 @@ class LLMAgent:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}; got {self.options.sampling!r}")
         self._distribution = self.options.sampling == "distribution"
         self._system_cache: tuple[str, dict[str, str]] | None = None
-        self._params_cache: dict[int, tuple[ActionSpec | None, int, int | None, dict[str, Any]]] = {}
-        self.conversation = f"{name}#{next(_CONVERSATIONS)}"
+        self._params_cache: dict[int, tuple[ActionSpec | None, int, int | None, dict[str, Any]]] | None = None
+        self._conversation = next(_CONVERSATIONS)
+
+    @property
+    def conversation(self) -> str:
+        """This agent's conversation key: its name and a number of its own in this process."""
+        return f"{self.name}#{self._conversation}"
 
     def end_episode(self) -> None:
         """The episode is over: the model may free what it kept of this agent's conversation."""
@@ -115,6 +135,8 @@ class LLMAgent:
         """
         spec = request.constraint
         cache = self._params_cache
+        if cache is None:
+            cache = self._params_cache = {}
         cached = cache.get(id(spec))
         if (cached is not None and cached[0] is spec and cached[1] == request.replicate
                 and cached[2] == request.seed):
