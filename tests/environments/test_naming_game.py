@@ -278,3 +278,25 @@ def test_language_model_players_over_http_same_events_one_pair_at_a_time_and_aft
         (copy / "summary.json").unlink()
         resume_run(copy, progress=False)
     pd.testing.assert_frame_equal(comparable(load_run(copy).events), comparable(run.events))
+
+
+def test_step_acting_reports_the_pairs_alone_and_step_adds_the_rest() -> None:
+    narrow, full = make("naming-game", num_agents=500, rounds=2), make("naming-game", num_agents=500, rounds=2)
+    narrow.reset(seed=9)
+    full.reset(seed=9)
+    steps = 0
+    while narrow.agents:
+        acting = narrow.acting_agents()
+        assert acting == full.acting_agents() and len(acting) < len(narrow.agents)
+        answers = {a: ("Q", "M")[int(a.rpartition("_")[2]) % 2] for a in acting}
+        rewards, infos = narrow.step_acting(answers)
+        assert list(rewards) == list(infos) == acting  # nothing of the other live agents
+        live = list(full.agents)
+        obs, all_rewards, terms, truncs, all_infos = full.step(answers)
+        assert list(all_rewards) == list(all_infos) == list(obs) == list(terms) == list(truncs) == live
+        assert {a: all_rewards[a] for a in acting} == rewards and {a: all_infos[a] for a in acting} == infos
+        assert all(all_rewards[a] == 0.0 and all_infos[a] == {} for a in live if a not in rewards)
+        assert all(np.array_equal(obs[a]["memory"], narrow.observe(a)["memory"]) for a in live)
+        steps += 1
+    assert full.agents == [] and narrow.played == full.played == 1000 and steps > 10
+    assert narrow.episode_summary() == full.episode_summary()
