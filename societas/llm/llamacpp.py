@@ -16,7 +16,8 @@ turn them off (`NEUTRAL_SAMPLING`) so that temperature 0 is plain greedy decodin
 
 Recognising one: `llama-server` lists its models as owned by "llamacpp" and
 answers GET /props (with `total_slots`); `llama-cpp-python` lists them as owned
-by "me" and serves one request at a time.
+by "me" and serves one request at a time, so it is sent one at a time: a request waiting
+in its queue would count its wait against its timeout.
 """
 
 from __future__ import annotations
@@ -47,11 +48,18 @@ changes greedy replies), and both servers keep only the top 40 tokens, those abo
 best one's probability and the top 95% of the mass when sampling. Sent off, a request means what
 its temperature and top_p say, as under hf: and vLLM; a request's own top_p stays."""
 LLAMACPP_IN_FLIGHT = 4
-"""Requests sent at once to a llama.cpp server: its default slot count; llama-cpp-python serves one."""
+"""Requests sent at once to llama-server: its slot count as `LLAMA_SERVER_COMMAND` starts it."""
+ONE_SLOT_OWNER = "me"
+"""`owned_by` of llama-cpp-python's server, which serves one request at a time and queues the rest."""
 
 
 def is_llamacpp_owner(owners: list[Any] | None) -> bool:
     return owners is not None and any(o in LLAMACPP_OWNERS for o in owners)
+
+
+def llamacpp_slots(owners: list[Any] | None) -> int:
+    """Requests a llama.cpp server serves at once, judged by who owns its models: 1 on llama-cpp-python's."""
+    return 1 if owners is not None and ONE_SLOT_OWNER in owners else LLAMACPP_IN_FLIGHT
 
 
 def gbnf_literal(text: str) -> str:

@@ -36,7 +36,7 @@ from societas.llm.base import ChatRequest, ChatResult, ModelError, TransientMode
 from societas.llm.constraints import ConstraintMode, answer_lead, reply_text, request_body_extras
 from societas.llm.http1 import Http1Pool
 from societas.llm.limiter import AdaptiveGate, AdaptiveLimit
-from societas.llm.llamacpp import LLAMACPP_IN_FLIGHT, is_llamacpp_owner, sampling_fields
+from societas.llm.llamacpp import is_llamacpp_owner, llamacpp_slots, sampling_fields
 from societas.llm.logprobs import TOP_LOGPROBS, option_logprobs, option_texts
 from societas.llm.retry import PROBE
 from societas.llm.specs import ModelOptions, ModelSpec
@@ -58,6 +58,13 @@ _DETECTED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Constr
     weakref.WeakKeyDictionary()
 )
 _DETECT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+# Per event loop: who owns each model GET /models lists, per base URL (None: it lists none).
+_OWNERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[Any] | None]] = (
+    weakref.WeakKeyDictionary()
+)
+_OWNER_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -163,9 +170,9 @@ class OpenAIChatModel:
 
     `structured_outputs="auto"` asks the endpoint once (GET /models): a model
     owned by "vllm" means vLLM `structured_outputs`; owned by "llamacpp" or "me"
-    (llama.cpp's servers) a GBNF grammar, `cache_prompt`, and at most
-    `LLAMACPP_IN_FLIGHT` requests in flight (it serves few at a time, so more
-    would only wait out their timeouts on the server); api.openai.com means a
+    (llama.cpp's servers) a GBNF grammar, `cache_prompt`, and at most as many
+    requests in flight as the server has slots (`llamacpp_slots`: more would only
+    wait out their timeouts in its queue); api.openai.com means a
     JSON schema `response_format`; anything else gets no constraint.
     """
 
@@ -317,23 +324,46 @@ class OpenAIChatModel:
 
     async def _detect(self) -> ConstraintMode:
         fallback: ConstraintMode = "json_schema" if is_openai_url(self.base_url) else "none"
+        owners = await self.owners()
+        if owners is not None and "vllm" in owners:
+            return "vllm"
+        return "llamacpp" if is_llamacpp_owner(owners) else fallback
+
+    async def owners(self) -> list[Any] | None:
+        """Who owns each model the endpoint lists (GET /models, asked once per loop); None: it lists none."""
+        loop = asyncio.get_running_loop()
+        known = _OWNERS.setdefault(loop, {})
+        if self.base_url in known:
+            return known[self.base_url]
+        lock = _OWNER_LOCKS.setdefault(loop, {}).setdefault(self.base_url, asyncio.Lock())
+        async with lock:
+            if self.base_url not in known:
+                known[self.base_url] = await self._list_owners()
+        return known[self.base_url]
+
+    async def _list_owners(self) -> list[Any] | None:
         if self.options.transport == "direct":
-            owners = await self._owners_direct()
-            if owners is not None and "vllm" in owners:
-                return "vllm"
-            return "llamacpp" if is_llamacpp_owner(owners) else fallback
+            return await self._owners_direct()
         try:
             page = await self._client_for_loop().models.list()
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 429):
                 raise self._map_error(exc) from None
-            return fallback  # the endpoint does not list models: judge by its URL
+            return None  # the endpoint does not list models
         except Exception as exc:
             raise self._map_error(exc) from None
-        owners = [getattr(m, "owned_by", None) for m in page.data]
-        if "vllm" in owners:
-            return "vllm"
-        return "llamacpp" if is_llamacpp_owner(owners) else fallback
+        return [getattr(m, "owned_by", None) for m in page.data]
+
+    async def _in_flight(self, mode: ConstraintMode) -> int:
+        """Requests to send at once: at most what a llama.cpp server serves at once (`llamacpp_slots`).
+
+        More would wait in the server's queue, their timeouts running, so a one-slot server
+        that is merely busy would look like one failing.
+        """
+        n = self.options.max_in_flight
+        if mode != "llamacpp":
+            return n
+        return min(n, llamacpp_slots(await self.owners()))
 
     # -- the call ----------------------------------------------------------------
 
@@ -440,9 +470,7 @@ class OpenAIChatModel:
         client = None if self.options.transport == "direct" else self._client_for_loop()
         mode = await self.constraint_mode()
         body = self._body(request, mode)
-        in_flight = self.options.max_in_flight
-        if mode == "llamacpp":
-            in_flight = min(in_flight, LLAMACPP_IN_FLIGHT)
+        in_flight = self.options.max_in_flight if mode != "llamacpp" else await self._in_flight(mode)
         opts = self.options
         gate = endpoint_gate(self.base_url, in_flight, min_in_flight=opts.min_in_flight,
                              adaptive=opts.adaptive_in_flight)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,6 +73,20 @@ async def test_requests_turn_off_the_servers_own_sampler_stages(serve: Serve, cl
     other = serve("first", owned_by="vllm", record_bodies=1)
     await client_for(other).complete(ask(ActionSpec.choice(["J", "F"])))
     assert not {"repeat_penalty", "top_k", "min_p"} & set(other.bodies[0])  # vLLM adds no such stages
+
+
+@pytest.mark.parametrize(("owned_by", "served_at_once"), [("me", 1), ("llamacpp", 4)])
+async def test_a_server_is_sent_no_more_requests_than_it_serves_at_once(
+        serve: Serve, client_for: ClientFor, owned_by: str, served_at_once: int) -> None:
+    # llama-cpp-python's server ("me") serves one request at a time and queues the rest. Sent four
+    # at once, the fourth waits three replies in its queue, its timeout running, and a server that
+    # is only busy times out as one that failed. Sent one at a time, every request has its timeout
+    # for its own reply; llama-server ("llamacpp") serves four (its default slots) and is sent four.
+    srv = serve("first", owned_by=owned_by, capacity=served_at_once, latency=0.4)
+    model = client_for(srv, structured_outputs="llamacpp", timeout_s=1.1)
+    results = await asyncio.gather(*(model.complete(ask(ActionSpec.choice(["J", "F"]))) for _ in range(8)))
+    assert [r.text for r in results] == ["J"] * 8
+    assert srv.stats.max_in_flight == served_at_once
 
 
 async def test_refused_request_is_not_retried(serve: Serve, client_for: ClientFor) -> None:
