@@ -32,7 +32,7 @@ class SmallForm:
     "as_written" keeps the study's own order among the kept members.
     """
 
-    rounds: int
+    rounds: int  # rounds of a game, months of the commons
     topic_rounds: int | None = None  # rounds for a study with debate topics (None: `rounds`)
     games: int | None = None  # games per generation (None: as written)
     humans: int = 3
@@ -64,6 +64,8 @@ def small_form(data: dict[str, Any], form: SmallForm) -> dict[str, Any]:
     if "rounds" in params:
         limit = form.topic_rounds if form.topic_rounds is not None and "topics" in params else form.rounds
         params["rounds"] = min(params["rounds"], limit)
+    if "months" in params:  # the commons' rounds
+        params["months"] = min(params["months"], form.rounds)
     if "games" in params and form.games is not None:
         params["games"] = min(params["games"], form.games)
     if "num_humans" in params:

@@ -46,3 +46,10 @@ def test_every_language_model_study_keeps_its_model_members_in_both_forms() -> N
             small = small_form(data, form)
             assert any(m.get("policy") == "llm" for m in small["population"]), (name, form)
             parse_config({**small, "model": "fake:first"})
+
+
+def test_the_commons_months_are_its_rounds() -> None:
+    data = yaml.safe_load(bundled_config("commons_llm").read_text())
+    params = small_form(data, LIVE)["environment"]["params"]
+    assert params["months"] == LIVE.rounds and params["num_agents"] == LIVE.agents
+    assert small_form(data, SmallForm(rounds=50))["environment"]["params"]["months"] == 12  # the study's own
