@@ -8,7 +8,8 @@ episode asking every acting agent for its `decision(agent)` (an Observation
 with a valid ActionSpec), then plays episodes through the real runner
 (`societas.runners.local.play_episode`): once with agents that always answer
 validly, once with a fake language model in the first seat. It checks that the
-rows come out in the run directory's column shapes. Plug-in authors run it in
+rows come out in the run directory's column shapes and that no seat decides twice
+in one round (decisions are told apart by episode, round and seat). Plug-in authors run it in
 their own tests; societas runs it over every registered game.
 """
 
@@ -278,6 +279,13 @@ async def _play_checked(env_id: str, params: Mapping[str, Any], seats: int) -> t
             if not set(out.events["agent"]) <= names:
                 raise ConformanceError(env_id, check, f"events name agents {sorted(set(out.events['agent']))}, "
                                                       f"not the seated {sorted(names)}")
+            seen: set[tuple[Any, Any]] = set()
+            for key in zip(out.events["round"], out.events["seat"], strict=True):
+                if key in seen:
+                    raise ConformanceError(env_id, check, f"seat {key[1]} decides twice in round {key[0]}: each "
+                                           "decision of a seat needs a round of its own (the run's tables and "
+                                           "transcripts tell decisions apart by episode, round and seat)")
+                seen.add(key)
             bad_rewards = [r for r in out.events["reward"] if not math.isfinite(r)]
             if bad_rewards:
                 raise ConformanceError(env_id, check, f"rewards must be finite numbers, got {bad_rewards[:3]}")

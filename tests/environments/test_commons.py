@@ -102,3 +102,24 @@ def test_rule_followers_keep_the_agreed_limit(tmp_path: Path) -> None:
     assert [h["requested"] for h in harvest[:10]] == [15] * 5 + [5] * 5
     assert harvest[5]["stock"] == 50 and harvest[5]["agreed_limit"] == 5
     assert all(h["requested"] == h["agreed_limit"] for h in harvest[5:])
+
+
+def test_each_harvest_and_utterance_is_a_decision_of_its_own(tmp_path: Path) -> None:
+    # A month's harvest and its town hall used to share the month as their round, so a member's
+    # two model calls of a month had the same key and its transcript could not tell them apart.
+    from societas.analysis.transcript import transcript
+
+    cfg = parse_config({
+        "name": "commons-lm", "seed": 0, "output_dir": str(tmp_path), "model": "fake:first",
+        "environment": {"id": "commons", "params": {"num_agents": 2, "months": 2, "collapse": 0,
+                                                    "discussion": True}},
+        "population": [{"name": "m", "policy": "llm", "count": 2}], "matchmaking": {"kind": "population"},
+    })
+    rd, _ = run_experiment(cfg, progress=False)
+    run = load_run(rd.path)
+    phases = [json.loads(x)["phase"] for x in run.events.sort_values(["round", "seat"])["info"]]
+    assert phases == ["harvest"] * 2 + ["discussion"] * 2 + ["harvest"] * 2
+    assert not run.events.duplicated(["episode", "round", "seat"]).any()
+    rows = transcript(rd.path)
+    assert len(rows) == len(run.llm_calls) == 6 and (rows["attempts"] == 1).all()
+    assert rows["reply"].str.contains(r" \| ").sum() == 2  # the two utterances, each under its own decision

@@ -7,6 +7,10 @@ proposed per-person limit (or "none") and a sentence. When most speakers'
 last proposals name the same limit, it is the month's agreement and every
 later prompt recalls it (the members' memory). The run ends after the last
 month or when the stock falls below the collapse level after a harvest.
+
+A decision's round is the episode's step, a harvest or one utterance (1, 2, ...), so
+every decision of a member has a round of its own; the month is in `data` and in
+each event's record.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class Commons(GameEnv):
 
     def _reset_state(self) -> None:
         self.month = 1
+        self.steps = 0  # harvests and utterances played
         self.stock = self.start_stock
         self.phase = "harvest"
         self.stocks: list[int] = []  # stock at the start of each month played
@@ -127,8 +132,11 @@ class Commons(GameEnv):
         if missing:
             raise ValueError(f"step() lacks actions for {', '.join(missing)}")
         if self.phase == "harvest":
-            return self._harvest([self._units(a, actions[a]) for a in self.agents])
-        return self._speak(acting[0], actions[acting[0]])
+            result = self._harvest([self._units(a, actions[a]) for a in self.agents])
+        else:
+            result = self._speak(acting[0], actions[acting[0]])
+        self.steps += 1
+        return result
 
     def _units(self, agent: str, value: Any) -> int:
         ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool)
@@ -236,10 +244,10 @@ class Commons(GameEnv):
                                newcomer=self._is_newcomer(i))
         memory = prompts.memory(self, i)
         if self.phase == "harvest":
-            return Observation(agent=agent, round=self.month, system=system,
+            return Observation(agent=agent, round=self.steps + 1, system=system,
                                prompt=memory + prompts.harvest_question(self), spec=self._harvest_spec(),
                                data=data)
-        return Observation(agent=agent, round=self.month, system=system,
+        return Observation(agent=agent, round=self.steps + 1, system=system,
                            prompt=memory + prompts.town_hall(self, i), spec=_UTTERANCE_SPEC, data=data)
 
     def _harvest_spec(self) -> ActionSpec:
