@@ -15,7 +15,7 @@ import numpy as np
 
 from societas.errors import BadInput
 from societas.llm.base import ChatModel, ChatRequest, end_conversation
-from societas.llm.distribution import NoDistribution, known_distribution, shared_distribution
+from societas.llm.distribution import NoDistribution, OptionDistribution, known_distribution, shared_distribution
 from societas.types import Action, ActionSpec, InvalidAction, LLMCall, Observation, split_reasoning
 
 RETRY_PROMPT = "Your answer could not be used: {error} Please answer the question again."
@@ -147,6 +147,31 @@ class LLMAgent:
         cache[id(spec)] = (spec, request.replicate, request.seed, params)
         return params
 
+    def decide_now(self, observation: Observation) -> Action | None:
+        """The decision, where it needs no model call: `sampling: distribution` on a prompt whose
+        distribution is known and nothing asked before it. None otherwise (then `act`).
+
+        The same action `act` gives (the same draw from this agent's generator), without a coroutine:
+        at population scale nearly every decision is one of these.
+        """
+        spec = observation.spec
+        if not self._distribution or spec.kind != "choice" or self.options.reasoning != "none" or (
+                self.options.social_chain_of_thought and observation.prediction is not None):
+            return None
+        system = self._system(observation.system)
+        key = ((system["content"], observation.prompt), spec, self.options.max_tokens, self._policy_tag)
+        dist = known_distribution(self._client, key)
+        return None if dist is None else self._drawn(dist, spec, None, None, 0)
+
+    def _drawn(self, dist: OptionDistribution, spec: ActionSpec, prediction: Any, prediction_valid: bool | None,
+               extra_retries: int) -> Action:
+        """A draw from a known distribution: no call of this decision's own."""
+        temperature = self.options.temperature
+        index, probability = dist.draw(float(self._rng.random()) if temperature > 0 else 0.0, temperature)
+        return Action(value=spec.choices[index], policy=self.policy, model=self.model, retries=extra_retries,
+                      prediction=prediction, prediction_valid=prediction_valid, cache_hit=True,
+                      sampled_p=probability)
+
     async def act(self, observation: Observation) -> Action:
         calls: list[LLMCall] = []
         prediction = None
@@ -226,11 +251,7 @@ class LLMAgent:
         key = (said, spec, opts.max_tokens, self._policy_tag)
         dist = known_distribution(self._client, key)
         if dist is not None and not calls:  # the usual case at scale: a prompt seen before, nothing else asked
-            index, probability = dist.draw(float(self._rng.random()) if opts.temperature > 0 else 0.0,
-                                           opts.temperature)
-            return Action(value=spec.choices[index], policy=self.policy, model=self.model, retries=extra_retries,
-                          prediction=prediction, prediction_valid=prediction_valid, cache_hit=True,
-                          sampled_p=probability)
+            return self._drawn(dist, spec, prediction, prediction_valid, extra_retries)
         messages = (*prefix, {"role": "user", "content": prompt})
         request = ChatRequest(messages=messages, temperature=0.0, max_tokens=opts.max_tokens, constraint=spec,
                               option_logprobs=True, policy=_join(self._policy_tag, "sampling=distribution"))

@@ -165,10 +165,11 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
         raise ValueError(f"{spec.env_id} has {len(seats)} seats but the episode fills {len(spec.seats)}")
     seat_of = {a: i for i, a in enumerate(seats)}
     agents: dict[str, Agent] = {}
-    # Per seat: (agent, seat index, agent name, policy, policy kind), the same in every row of that seat.
-    who: dict[str, tuple[Agent, int, str, str, str]] = {}
+    # Per seat: (agent, seat index, agent name, policy, policy kind, its decide_now or None), the same in
+    # every row of that seat.
+    who: dict[str, tuple[Any, ...]] = {}
 
-    def seated(a: str) -> tuple[Agent, int, str, str, str]:
+    def seated(a: str) -> tuple[Any, ...]:
         """The seat's agent and its row facts, built at its first decision (a million seats cost little
         before they play; the agent's generator is the seat's whenever it is built)."""
         found = who.get(a)
@@ -178,7 +179,8 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
             agent = agents.get(a)
             if agent is None:
                 agent = agents[a] = _make_seat_agent(ctx, spec, world, i, seat)
-            found = who[a] = (agent, i, agent.name, agent.policy, policy_kind(seat.policy))
+            found = who[a] = (agent, i, agent.name, agent.policy, policy_kind(seat.policy),
+                              getattr(agent, "decide_now", None))
         return found
 
     for i, (a, seat) in enumerate(zip(seats, spec.seats, strict=True)):
@@ -204,10 +206,20 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
         live = list(env.agents) if acting is None else acting()
         facts = [seated(a) for a in live]
         obs = [env.decision(a) for a in live]
-        if concurrent and len(live) > 1:
-            actions = await _act_together([f[0] for f in facts], obs)
+        # Decisions that need no wait are taken at once (`decide_now`): before any other agent of the
+        # step starts, as gather would have them see the step, so the events are the same.
+        ready = [None if f[5] is None else f[5](o) for f, o in zip(facts, obs)]
+        waiting = [k for k, r in enumerate(ready) if r is None]
+        if not waiting:
+            actions = ready
         else:
-            actions = [await f[0].act(o) for f, o in zip(facts, obs)]
+            if concurrent and len(waiting) > 1:
+                asked = await _act_together([facts[k][0] for k in waiting], [obs[k] for k in waiting])
+            else:
+                asked = [await facts[k][0].act(obs[k]) for k in waiting]
+            actions = ready
+            for k, act in zip(waiting, asked):
+                actions[k] = act
         step_actions = {a: act.value for a, act in zip(live, actions)}
         if narrow is not None:
             rewards, infos = narrow(step_actions)
@@ -215,7 +227,7 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
             last_obs, rewards, _, _, infos = env.step(step_actions)
         for a, r in rewards.items():
             cumulative[a] += float(r)
-        for a, o, act, (_, seat_index, name, policy, kind) in zip(live, obs, actions, facts):
+        for a, o, act, (_, seat_index, name, policy, kind, _) in zip(live, obs, actions, facts):
             counts[a] += 1
             info = infos.get(a, {})
             data = o.data

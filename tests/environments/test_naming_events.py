@@ -70,6 +70,14 @@ def test_events_are_those_recorded(name: str) -> None:
     with gzip.open(RECORD, "rt") as f:
         recorded = json.load(f)[name]
     now = played(name)
+    if name == "distribution":
+        # A shared call is recorded under whichever decision sent it, and which episode of those in
+        # flight gets to a prompt first is timing (as with any server); the prompts asked and their
+        # replies are the run's.
+        for played_calls in (now, recorded):
+            played_calls["calls"] = sorted(played_calls["calls"], key=lambda c: (c["messages"], c["reply"]))
+            for c in played_calls["calls"]:
+                del c["episode"], c["round"], c["seat"]
     for table in ("events", "episodes", "calls"):
         assert len(now[table]) == len(recorded[table]), table
         for i, (a, b) in enumerate(zip(now[table], recorded[table], strict=True)):

@@ -264,8 +264,11 @@ class NamingGame(GameEnv):
         options = tuple(self.names[k] for k in self._order[i])
         data = {"game": "naming", "names": self.names, "options": options, "memory": memory, "score": score,
                 "round": round_no, "t": self._t[i], "partner": self.possible_agents[self._partner[i]]}
-        system, prompt, spec = player_prompt(len(self.names), options, memory, score,
-                                             round_no if self.show_rounds else None)
+        if self.show_rounds:
+            system, prompt, spec = player_prompt(len(self.names), options, memory, score, round_no)
+        else:  # the prompt depends on the memory's names alone: a few states, each text made once
+            system, prompt, spec = _unnumbered_prompt(len(self.names), options,
+                                                      tuple((own, other, points) for _, own, other, points in memory))
         return Observation(agent=agent, round=self._t[i], system=system, prompt=prompt, spec=spec, data=data)
 
     def episode_summary(self) -> dict[str, dict[str, Any]]:
@@ -289,6 +292,14 @@ def player_prompt(names: int, options: Sequence[str], memory: Sequence[Memory] =
     """
     return (prompts.rules(names), prompts.history(memory, score, round_no) + prompts.question(options),
             _spec(tuple(options)))
+
+
+@functools.lru_cache(maxsize=65536)
+def _unnumbered_prompt(names: int, options: tuple[str, ...], memory: tuple[tuple[str, str, float], ...]
+                       ) -> tuple[str, str, ActionSpec]:
+    """`player_prompt` without round numbers, one text object per state (whose hash is then kept)."""
+    return player_prompt(names, options, tuple((0, own, other, points) for own, other, points in memory),
+                         float(sum(m[2] for m in memory)), None)
 
 
 def _complete(graph: Any) -> bool:

@@ -159,8 +159,8 @@ class Schedule:
             near = self._neighbours[a]
             b = int(near[int(rng.integers(len(near)))])
         if self._shuffle:
-            order_a = tuple(int(x) for x in rng.permutation(self._w))
-            order_b = tuple(int(x) for x in rng.permutation(self._w))
+            order_a = tuple(rng.permutation(self._w).tolist())
+            order_b = tuple(rng.permutation(self._w).tolist())
         else:
             order_a = order_b = self._identity
         t = self.drawn
