@@ -12,7 +12,8 @@ cache), cache hits, wall time and time per decision; beside them the same game
 with `sampling: reply` (one model call per decision) where `--reply` asks.
 
 Usage: python benchmarks/llm_distribution.py [--agents 1000 1000000] [--rounds 2] [--memory 3] [--model hf:PATH]
-                                             [--graph complete|ring|regular] [--reply]
+                                             [--graph complete|ring|regular] [--reply] [--once]
+`--once` asks only (no replay), for sizes where one pass is what the time allows.
 The default model is SmolLM2-135M-Instruct through hf: (`societas.llm.models.smollm2_path`).
 """
 
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="a model spec (default: hf: on SmolLM2-135M-Instruct)")
     ap.add_argument("--graph", default="complete", help="contact graph kind (complete is O(N^2) edges)")
     ap.add_argument("--reply", action="store_true", help="also run sampling: reply (one call per decision)")
+    ap.add_argument("--once", action="store_true", help="ask only; no replay from the cache")
     args = ap.parse_args()
     model = args.model
     if model is None:
@@ -72,7 +74,9 @@ def main() -> None:
           f"{os.cpu_count()} cores; model {model}")
     print(f"# naming game W=2 (F, J), memory {args.memory}, no round numbers, graph {args.graph}, "
           f"{args.rounds} population "
-          "rounds, temperature 1; each size twice on one fresh cache (asked, then replayed)")
+          "rounds, temperature 1; each size " + ("once on a fresh cache (asked)" if args.once else
+                                                   "twice on one fresh cache (asked, then replayed)"))
+    print(f"# load average at start {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'agents':>9} {'sampling':>12} {'pass':>6} {'decisions':>10} {'prompts':>8} {'calls':>7} "
           f"{'hits':>7} {'wall_s':>8} {'us/dec':>7} {'peak_mb':>8}")
     for n in args.agents:
@@ -80,11 +84,12 @@ def main() -> None:
         for sampling in modes:
             with tempfile.TemporaryDirectory() as d:
                 cache = Path(d) / "responses.sqlite"
-                for label in ("asked", "cached"):
+                for label in ("asked",) if args.once else ("asked", "cached"):
                     r = one_run(n, args.rounds, args.memory, model, args.graph, sampling, cache, d)
                     print(f"{r['agents']:>9} {sampling:>12} {label:>6} {r['decisions']:>10} {r['prompts']:>8} "
                           f"{r['model_calls']:>7} {r['cache_hits']:>7} {r['wall_s']:>8.1f} "
-                          f"{r['us_per_decision']:>7.0f} {r['peak_mb']:>8.0f}", flush=True)
+                          f"{r['us_per_decision']:>7.0f} {r['peak_mb']:>8.0f}  load {os.getloadavg()[0]:.1f}",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ then the persona, then the history and question, byte-identical across calls.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from dataclasses import dataclass
@@ -122,8 +123,7 @@ class LLMAgent:
         cached = self._system_cache
         if cached is not None and (cached[0] is rules or cached[0] == rules):
             return cached[1]
-        persona = self.options.persona
-        message = {"role": "system", "content": rules if not persona else f"{rules}\n\n{persona}"}
+        message = _system_message(rules, self.options.persona)
         self._system_cache = (rules, message)
         return message
 
@@ -358,6 +358,12 @@ class LLMAgent:
             messages = [*messages, {"role": "assistant", "content": result.text},
                         {"role": "user", "content": RETRY_PROMPT.format(error=error)}]
         return _Answer(spec.default, False, opts.max_attempts - 1, None)
+
+
+@functools.lru_cache(maxsize=256)
+def _system_message(rules: str, persona: str | None) -> dict[str, str]:
+    """One system message object for all agents of the same rules and persona (a population shares it)."""
+    return {"role": "system", "content": rules if not persona else f"{rules}\n\n{persona}"}
 
 
 def _join(*tags: str) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from societas.agents.base import Agent, EpisodeEnd
 from societas.agents.factory import make_agent, policy_kind
@@ -86,7 +87,7 @@ class EpisodeOutput:
     """One episode's rows, column by column, ready to append to a Parquet part."""
 
     key: tuple[int, int]
-    events: dict[str, list[Any]]
+    events: dict[str, list[Any]] | pa.Table  # a table where the episode is large (see _EVENT_CHUNK)
     calls: dict[str, list[Any]]
     episode: dict[str, list[Any]]
     decisions: int
@@ -115,6 +116,14 @@ def _columns(names: tuple[str, ...], constants: dict[str, Any], row_names: tuple
     n = len(rows)
     data = dict(zip(row_names, map(list, zip(*rows, strict=True)), strict=True)) if n else {}
     return {c: [constants[c]] * n if c in constants else data.get(c, []) for c in names}
+
+
+_EVENT_CHUNK = 65_536
+"""Event rows an episode keeps as tuples before it turns them into Arrow (a population's round is millions)."""
+
+
+def _event_table(constants: dict[str, Any], rows: list[tuple[Any, ...]]) -> pa.Table:
+    return pa.Table.from_pydict(_columns(_EVENT_COLUMNS, constants, _EVENT_ROW, rows), schema=EVENT_SCHEMA)
 
 
 class _MessageEncoder:
@@ -202,6 +211,9 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
     params_seen: dict[int, tuple[Any, str]] = {}
     last_obs: dict[str, Any] = {}
     run_id, phase, index, env_id = ctx.run_id, spec.phase, spec.index, spec.env_id
+    constants = {"run_id": run_id, "phase": phase, "episode": index, "env": env_id}
+    chunks: list[pa.Table] = []  # a large episode's rows so far, as Arrow (far smaller than the tuples)
+    decisions = 0
     while env.agents:
         live = list(env.agents) if acting is None else acting()
         facts = [seated(a) for a in live]
@@ -262,6 +274,10 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
                     hit[1], c.reply, c.error, c.latency_s, c.prompt_tokens, c.completion_tokens, c.cache_hit,
                     c.cached_tokens, c.reasoning,
                 ))
+        if len(rows) >= _EVENT_CHUNK:
+            decisions += len(rows)
+            chunks.append(_event_table(constants, rows))
+            rows = []
     for agent in agents.values():  # models may free what they kept of the agents' conversations
         end = getattr(agent, "end_episode", None)
         if end is not None:
@@ -279,7 +295,6 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
         for a, extra in zip(finishing, ends):
             if extra:
                 summary[a] = {**summary.get(a, {}), **extra}
-    constants = {"run_id": run_id, "phase": phase, "episode": index, "env": env_id}
     ep: dict[str, list[Any]] = {c: [] for c in _EPISODE_COLUMNS}
     for i, (a, seat) in enumerate(zip(seats, spec.seats)):
         ep["run_id"].append(run_id)
@@ -294,10 +309,11 @@ async def play_episode(spec: EpisodeSpec, ctx: RunContext) -> EpisodeOutput:
         ep["summary"].append(_encode_info(summary[a]) if a in summary else None)
     return EpisodeOutput(
         key=spec.key,
-        events=_columns(_EVENT_COLUMNS, constants, _EVENT_ROW, rows),
+        events=(pa.concat_tables([*chunks, _event_table(constants, rows)]) if chunks
+                else _columns(_EVENT_COLUMNS, constants, _EVENT_ROW, rows)),
         calls=_columns(_CALL_COLUMNS, constants, _CALL_ROW, call_rows),
         episode=ep,
-        decisions=len(rows),
+        decisions=decisions + len(rows),
     )
 
 

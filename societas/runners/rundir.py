@@ -113,23 +113,34 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 @dataclass(slots=True)
 class Columns:
-    """Column lists that episodes append to; turned into one Parquet part per flush."""
+    """Column lists (or Arrow tables, a large episode's) that episodes append to, in order; turned
+    into one Parquet part per flush."""
 
     schema: pa.Schema
     data: dict[str, list[Any]] = field(default_factory=dict)
+    tables: list[pa.Table] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data = {name: [] for name in self.schema.names}
+        self.tables = []
 
     def __len__(self) -> int:
-        return len(self.data[self.schema.names[0]])
+        return len(self.data[self.schema.names[0]]) + sum(t.num_rows for t in self.tables)
 
-    def extend(self, rows: dict[str, list[Any]]) -> None:
+    def extend(self, rows: dict[str, list[Any]] | pa.Table) -> None:
+        if isinstance(rows, pa.Table):
+            if self.data[self.schema.names[0]]:  # the lists so far come first
+                self.tables.append(pa.Table.from_pydict(self.data, schema=self.schema))
+                self.data = {name: [] for name in self.schema.names}
+            self.tables.append(rows.select(self.schema.names).cast(self.schema))
+            return
         for name, values in rows.items():
             self.data[name].extend(values)
 
     def take(self) -> pa.Table:
         table = pa.Table.from_pydict(self.data, schema=self.schema)
+        if self.tables:
+            table = pa.concat_tables([*self.tables, table])
         self.__post_init__()
         return table
 

@@ -33,7 +33,7 @@ they play.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -141,7 +141,10 @@ class NamingGame(GameEnv):
         self._reset_state()
         self.agents = list(self.possible_agents)
         self._next_batch()
-        return self._observe(self.agents), {a: {} for a in self.agents}
+        # Every agent starts from the same memory: one observation object for all (read, not written).
+        first = self._observation(0)
+        self._obs.clear()
+        return dict.fromkeys(self.agents, first), {a: {} for a in self.agents}
 
     def _next_batch(self) -> None:
         limit = self.budget - self.played
@@ -271,16 +274,41 @@ class NamingGame(GameEnv):
                                                       tuple((own, other, points) for _, own, other, points in memory))
         return Observation(agent=agent, round=self._t[i], system=system, prompt=prompt, spec=spec, data=data)
 
-    def episode_summary(self) -> dict[str, dict[str, Any]]:
-        """Per agent: the run's length, whether and when it reached consensus, the agent's rounds and last name."""
+    def episode_summary(self) -> Mapping[str, dict[str, Any]]:
+        """Per agent: the run's length, whether and when it reached consensus, the agent's rounds and last name.
+
+        Each agent's entry is made when it is read (a population's are read once, one by one).
+        """
         common = {"interactions": self.played, "population_rounds": self.played / self.n,
                   "consensus": self.consensus_at is not None,
                   "consensus_interactions": None if self.consensus_at is None else self.consensus_at + 1,
                   "success_rate": self.successes / self.played if self.played else None,
                   "names": len(self.names), "prefill": self.prefill}
-        return {a: {**common, "rounds_played": self.round_no[i] - (self.memory_size if self.prefill else 0),
-                    "last_name": self.memories[i][-1][1] if self.memories[i] else None}
-                for i, a in enumerate(self.possible_agents)}
+        return _Summaries(self, common)
+
+
+class _Summaries(Mapping[str, dict[str, Any]]):
+    """The naming game's episode summary, agent by agent, on reading."""
+
+    def __init__(self, env: NamingGame, common: dict[str, Any]) -> None:
+        self._env = env
+        self._common = common
+
+    def __getitem__(self, agent: str) -> dict[str, Any]:
+        env = self._env
+        i = env._index[agent]
+        memory = env.memories[i]
+        return {**self._common, "rounds_played": env.round_no[i] - (env.memory_size if env.prefill else 0),
+                "last_name": memory[-1][1] if memory else None}
+
+    def __contains__(self, agent: object) -> bool:
+        return agent in self._env._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env.possible_agents)
+
+    def __len__(self) -> int:
+        return self._env.n
 
 
 def player_prompt(names: int, options: Sequence[str], memory: Sequence[Memory] = (), score: float = 0.0,
