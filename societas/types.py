@@ -66,6 +66,9 @@ class ActionSpec:
     `first_match`, for a choice, reads the first option the reply names as the
     answer (a reply that states its choice first and explains after, where the
     explanation may name other options).
+    `max_tokens`, when set, is the longest reply worth asking for, in tokens: a reply
+    longer than the answer's form allows can never be used, so the model is asked
+    for no more (the run's `llm.max_tokens` still applies when it is lower).
     """
 
     kind: ActionKind
@@ -79,8 +82,11 @@ class ActionSpec:
     answer_marker: str | None = None
     description: str | None = None
     first_match: bool = False
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"ActionSpec.max_tokens must be at least 1, got {self.max_tokens}")
         if self.kind == "choice":
             if len(self.choices) < 1:
                 raise ValueError("ActionSpec(kind='choice') needs at least one entry in choices")

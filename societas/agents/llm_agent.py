@@ -330,12 +330,13 @@ class LLMAgent:
         """Ask until the reply parses, showing the model why it did not; then fall back."""
         opts = self.options
         messages = [*prefix, {"role": "user", "content": prompt}]
+        max_tokens = reply_tokens(opts.max_tokens, spec)
         for attempt in range(opts.max_attempts):
             replicate = int(self._rng.integers(2**31)) if opts.temperature > 0 else 0
             request = ChatRequest(
                 messages=tuple(messages),
                 temperature=opts.temperature,
-                max_tokens=opts.max_tokens,
+                max_tokens=max_tokens,
                 constraint=spec,
                 replicate=replicate,
                 seed=replicate if opts.send_seed else None,
@@ -364,6 +365,13 @@ class LLMAgent:
 def _system_message(rules: str, persona: str | None) -> dict[str, str]:
     """One system message object for all agents of the same rules and persona (a population shares it)."""
     return {"role": "system", "content": rules if not persona else f"{rules}\n\n{persona}"}
+
+
+def reply_tokens(max_tokens: int | None, spec: ActionSpec) -> int | None:
+    """The reply length to ask for: the run's `max_tokens`, lowered to the answer's own bound if it has one."""
+    if spec.max_tokens is None:
+        return max_tokens
+    return spec.max_tokens if max_tokens is None else min(max_tokens, spec.max_tokens)
 
 
 def _join(*tags: str) -> str:

@@ -123,3 +123,24 @@ def test_each_harvest_and_utterance_is_a_decision_of_its_own(tmp_path: Path) -> 
     rows = transcript(rd.path)
     assert len(rows) == len(run.llm_calls) == 6 and (rows["attempts"] == 1).all()
     assert rows["reply"].str.contains(r" \| ").sum() == 2  # the two utterances, each under its own decision
+
+
+def test_an_utterance_is_asked_for_no_longer_than_its_form_holds(tmp_path: Path) -> None:
+    # The harvest may reason before "Answer: N" within llm.max_tokens; an utterance holds 300
+    # characters of words, so a model that ran on to 200 tokens wrote a reply that could never be used.
+    from societas.environments.commons.env import UTTERANCE_TOKENS
+    from societas.llm.testing import FakeOpenAIServer
+
+    with FakeOpenAIServer("first", record_bodies=50) as server:
+        cfg = parse_config({
+            "name": "commons-lm", "seed": 0, "output_dir": str(tmp_path), "model": f"openai:fake@{server.base_url}",
+            "environment": {"id": "commons", "params": {"num_agents": 2, "months": 2, "collapse": 0,
+                                                        "discussion": True}},
+            "population": [{"name": "m", "policy": "llm", "count": 2}], "matchmaking": {"kind": "population"},
+            "llm": {"max_tokens": 200, "cache": False},
+        })
+        run_experiment(cfg, progress=False)
+        bodies = server.bodies
+    asked = {("town" if any("Town hall" in m["content"] for m in b["messages"]) else "harvest", b["max_tokens"])
+             for b in bodies}
+    assert asked == {("harvest", 200), ("town", UTTERANCE_TOKENS)} and UTTERANCE_TOKENS < 200

@@ -267,9 +267,13 @@ def _harvest_spec(stock: int) -> ActionSpec:
     return ActionSpec.integer(0, stock, default=0, answer_marker="Answer:")
 
 
+UTTERANCE_TOKENS = 80
+"""The longest utterance asked for: the form holds 300 characters of words, some 75 tokens of English
+(any start of a valid utterance is one too, so a reply cut here stays usable)."""
+
 _UTTERANCE_SPEC = ActionSpec(kind="regex", pattern=UTTERANCE, default="none | I have nothing to add.",
                              description='a per-person limit (a whole number, or "none"), " | ", then one '
-                                         "plain sentence")
+                                         "plain sentence", max_tokens=UTTERANCE_TOKENS)
 
 
 def _agreement(spoken: list[tuple[int, int | None, str]], members: int) -> int | None:
