@@ -27,3 +27,14 @@ class CorruptRun(BadInput):
         text = " ".join(str(reason).split())
         super().__init__(f"{path}: cannot be read ({text[:200]})")
         self.path = path
+
+
+class MissingColumns(CorruptRun):
+    """A run's table lacks columns a reader asked for (a run recorded before they existed, or a reader's bug)."""
+
+    def __init__(self, path: object, columns: list[str], who: str) -> None:
+        names = ", ".join(repr(c) for c in columns)
+        word = "column" if len(columns) == 1 else "columns"
+        BadInput.__init__(self, f"{path}: no {word} {names}, which {who} reads")
+        self.path = path
+        self.columns = columns

@@ -7,6 +7,7 @@ episodes finished in, so two runs of the same config compare row by row.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from societas.errors import CorruptRun
+from societas.errors import CorruptRun, MissingColumns
 from societas.yaml_read import safe_load
 
 EVENT_ORDER = ["phase", "episode", "round", "seat"]
@@ -72,10 +74,54 @@ def _sorted(table: pa.Table, order: list[str]) -> pd.DataFrame:
     return table.to_pandas().sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def _read_parts(folder: Path, order: list[str], columns: list[str] | None = None) -> pd.DataFrame:
+def _schema(part: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(part)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CorruptRun(part, exc) from None
+
+
+def table_columns(folder: Path) -> list[str] | None:
+    """The columns of a run's table (its first part's schema), None when no part is on disk yet."""
+    parts = sorted(Path(folder).glob("*.parquet"))
+    return _schema(parts[0]).names if parts else None
+
+
+def projection(folder: Path, columns: Sequence[str], who: str = "the reader",
+               optional: Sequence[str] = ()) -> list[str] | None:
+    """`columns` and those of `optional` the table has, in its own order; None when no part is on disk.
+
+    A column of `columns` the table lacks is a MissingColumns naming it and
+    `who` asked for it, rather than an Arrow error about a field reference deep
+    in a read. `optional` ones are what readers check for (columns added after
+    some runs were recorded).
+    """
+    names = table_columns(folder)
+    if names is None:
+        return None
+    missing = [c for c in dict.fromkeys(columns) if c not in names and c not in optional]
+    if missing:
+        raise MissingColumns(folder, missing, who)
+    wanted = {*columns, *optional}
+    return [n for n in names if n in wanted]
+
+
+def distinct_values(folder: Path, column: str) -> list[Any]:
+    """The distinct values of one column of a run's table (reads that column alone), in first-seen order."""
+    parts = sorted(Path(folder).glob("*.parquet"))
+    if not parts:
+        return []
+    projection(folder, [column])
+    return pc.unique(read_table(parts, columns=[column]).column(column)).to_pylist()
+
+
+def _read_parts(folder: Path, order: list[str], columns: Sequence[str] | None = None,
+                who: str = "the reader", optional: Sequence[str] = ()) -> pd.DataFrame:
     parts = sorted(folder.glob("*.parquet"))
     if not parts:
         return pd.DataFrame()
+    if columns is not None:
+        columns = projection(folder, [*order, *columns], who, optional)
     return _sorted(read_table(parts, columns=columns), order)
 
 
@@ -101,23 +147,28 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def load_run(path: str | Path, *, call_columns: list[str] | None = None) -> Run:
+def load_run(path: str | Path, *, columns: Sequence[str] | None = None, call_columns: Sequence[str] | None = None,
+             optional: Sequence[str] = (), who: str = "the reader") -> Run:
     """Read a run directory: events, llm_calls, episodes, lineage, resolved config and summary.
 
     `episodes` has one row per seat per episode (total reward, the environment's
     summary as JSON); `lineage` one row per member per generation of an
     evolving society (empty otherwise); `summary` is None until the run completes.
-    `call_columns` reads only those llm_calls columns (the sort keys always
-    come): a report without transcripts needs no prompts, the bulk of a big run.
+    `columns` reads only those events columns and `call_columns` only those
+    llm_calls columns (the sort keys always come, the rest in the table's
+    order; Parquet reads just those column chunks): a report reads a few of a
+    million decisions' columns, and without transcripts it needs no prompts,
+    the bulk of a big run. A column the run lacks is a MissingColumns naming
+    it and `who` (e.g. "section 'agents'"), unless `optional` names it: those
+    are read where the table has them.
     """
     p = Path(path)
     if not (p / "config.yaml").is_file():
         raise FileNotFoundError(f"{p}: not a run directory (no config.yaml)")
     return Run(
         path=p,
-        events=_read_parts(p / "events", EVENT_ORDER),
-        llm_calls=_read_parts(p / "llm_calls", CALL_ORDER, None if call_columns is None
-                              else list(dict.fromkeys([*CALL_ORDER, *call_columns]))),
+        events=_read_parts(p / "events", EVENT_ORDER, columns, who, optional),
+        llm_calls=_read_parts(p / "llm_calls", CALL_ORDER, call_columns, who, optional),
         episodes=_read_parts(p / "episodes", ["phase", "episode", "seat"]),
         lineage=_read_parts(p / "lineage", ["phase", "society", "seat"]),
         config=_read_yaml(p / "config.yaml"),

@@ -24,20 +24,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
-from societas.analysis import plots
+from societas.analysis import figure_cache
 from societas.analysis.cooperation import agent_table, paired_rounds
 from societas.analysis.cost import decision_usage, usage_table
 from societas.analysis.donor import generation_table, strategy_shares
-from societas.analysis.load import Run, load_run
+from societas.analysis.load import Run, distinct_values, load_run, projection
 from societas.analysis.reliability import call_errors, reliability_table
-from societas.analysis.sections import SectionView, fmt, section_for
+from societas.analysis.sections import Section, SectionView, fmt, section_for
+from societas.analysis.transcript import EVENT_COLUMNS as TRANSCRIPT_COLUMNS
 from societas.analysis.transcript import invalid_decisions, sample_episodes, transcript
 from societas.analysis.transcript_html import TRANSCRIPT_CSS, transcript_html
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAX_TABLE_ROWS = 40
 """Longer tables are cut to their first rows (with a note): a report is read, not searched."""
@@ -49,6 +53,17 @@ TRANSCRIPT_EPISODES = 2
 MAX_TRANSCRIPT_AGENTS = 12
 """Runs with more model-driven agents show the sample of the first ones (by name) and say so."""
 """Up to this many agents get one cooperation panel each; more are grouped by policy kind."""
+
+REPORT_COLUMNS = ("run_id", "env", "agent", "policy", "model", "valid", "retries", "prompt_tokens",
+                  "completion_tokens", "latency_s")
+"""The events columns the report's own parts read (run, models and tokens, invalid actions, standing)."""
+COMPARISON_COLUMNS = ("run_id", "env", "agent", "policy", "cooperated", "valid", "reward")
+"""What the comparison of several runs reads besides each run's section."""
+REPORT_CALL_COLUMNS = ("agent", "model", "reply", "error", "latency_s", "prompt_tokens", "completion_tokens",
+                       "cache_hit", "cached_tokens")
+"""The llm_calls columns the report's tables read when it shows no transcripts (prompts are left on disk)."""
+OPTIONAL_COLUMNS = ("cached_tokens", "reasoning")
+"""Columns added after some runs were recorded: read where a run has them, which the readers check."""
 
 CSS = """
 :root { --ink: #1f2328; --muted: #57606a; --line: #d0d7de; --soft: #f6f8fa; --accent: #0072B2; }
@@ -148,12 +163,39 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def _figure(fig: Figure, caption: str, alt: str) -> str:
-    """A figure as an inline PNG, shown at its print size (1 inch = 96 CSS px) so the 10 pt text reads as 10 pt."""
+def _plots() -> ModuleType:
+    """The figures module, imported at the first figure drawn: matplotlib costs seconds to import."""
+    from societas.analysis import plots
+
+    return plots
+
+
+def _naming_plots() -> ModuleType:
+    from societas.analysis import naming_plots
+
+    return naming_plots
+
+
+def _png(draw: Callable[[], Figure]) -> bytes:
+    """The figure `draw` builds, as PNG through Agg (never a GUI backend), in the house style."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    plots = _plots()
+    fig = draw()
+    FigureCanvasAgg(fig)
     buf = io.BytesIO()
     with plots.plot_style():
         fig.savefig(buf, format="png", dpi=150)
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+def _figure(draw: Callable[[], Figure], caption: str, alt: str) -> str:
+    """A figure as an inline PNG, shown at its print size (1 inch = 96 CSS px) so the 10 pt text reads as 10 pt.
+
+    `draw` is called only when the figure cache of the report being written
+    has no PNG for this figure (a complete run's figures are drawn once).
+    """
+    data = figure_cache.png(f"{alt}\n{caption}", lambda: _png(draw))
     width = round(_png_size(data)[0] / 150 * 96)
     b64 = base64.b64encode(data).decode("ascii")
     return (f'<figure><img src="data:image/png;base64,{b64}" alt="{_e(alt)}" style="width:{width}px">'
@@ -416,7 +458,7 @@ def _matrix_figures(run: Run, view: SectionView) -> str:
     per = group.replace("_", " ")
     out = ""
     if view.data.get("has_coop"):
-        out += _figure(plots.cooperation_by_round(ev, group=group),
+        out += _figure(lambda: _plots().cooperation_by_round(ev, group=group),
                        f"Share of decisions that cooperated in each round, per {per}; "
                        "bands: 95% Wilson intervals over decisions.", "cooperation by round")
     elif (ev["env"] == "repeated-matrix-game").all():
@@ -424,12 +466,13 @@ def _matrix_figures(run: Run, view: SectionView) -> str:
         if len(paired):
             same = paired.assign(cooperated=paired["option"] == paired["partner_option"],
                                  policy_kind=paired["agent"].map(ev.groupby("agent")["policy_kind"].first()))
-            out += _figure(plots.cooperation_by_round(same, group=group, title="Coordination by round",
+            out += _figure(lambda: _plots().cooperation_by_round(same, group=group, title="Coordination by round",
                                                       ylabel="rounds coordinated"),
                            f"Share of rounds in which both players chose the same option, per {per}; "
                            "bands: 95% Wilson intervals over rounds.", "coordination by round")
     if (ev["env"] == "repeated-matrix-game").all():
-        out += _figure(plots.payoff_matrix(ev, title="Mean payoff per round: agent (row) against partner (column)"),
+        title = "Mean payoff per round: agent (row) against partner (column)"
+        out += _figure(lambda: _plots().payoff_matrix(ev, title=title),
                        "Each cell: the row agent's mean payoff per round against the column partner, both seat "
                        "orders pooled. Rows and columns are sorted by overall mean payoff.", "payoff matrix")
     return out
@@ -439,12 +482,13 @@ def _donor_figures(run: Run, view: SectionView) -> str:
     table, societies = view.data.get("table"), view.data.get("societies", 0)
     if table is None or table.empty:
         return ""
-    out = _figure(plots.resources_by_generation(table, ylabel="final resources per game (units)"),
+    out = _figure(lambda: _plots().resources_by_generation(table, ylabel="final resources per game (units)"),
                   "Mean final resources per game in each generation"
                   + ("; thin lines: single societies; band: 95% t interval across societies (cut at 0)."
                      if societies > 1 else "."), "resources by generation")
-    out += _figure(plots.resources_by_generation(table, metric="cooperation_rate", ylabel="donations above 0",
-                                                 title="Cooperation by generation", share=True),
+    out += _figure(lambda: _plots().resources_by_generation(table, metric="cooperation_rate",
+                                                            ylabel="donations above 0",
+                                                            title="Cooperation by generation", share=True),
                    "Share of donation decisions giving more than 0"
                    + ("; thin lines: single societies; band: 95% t interval." if societies > 1 else "."),
                    "cooperation by generation")
@@ -463,8 +507,9 @@ def _policies(run: Run) -> str:
                   columns={"members": "member-generations", "survived": "survived selection",
                            "total_reward": "mean total payoff"}, what="policies")
     if lin["policy"].nunique() > 1:
-        out += _figure(plots.strategy_shares(strategy_shares(lin)), "Share of each policy in the population per "
-                       "generation, all societies together.", "policy shares by generation")
+        out += _figure(lambda: _plots().strategy_shares(strategy_shares(lin)),
+                       "Share of each policy in the population per generation, all societies together.",
+                       "policy shares by generation")
     return out
 
 
@@ -475,7 +520,7 @@ def _lockin_figures(run: Run, view: SectionView) -> str:
     if rounds is None or params is None or params.empty:
         return ""
     merged = rounds.merge(params[["phase", "episode", "setting"]], on=["phase", "episode"], how="left")
-    out = _figure(plots.diversity_curve(merged, "round", "relative_diversity", group="setting",
+    out = _figure(lambda: _plots().diversity_curve(merged, "round", "relative_diversity", group="setting",
                                         ylabel="relative spread of stances", title="Diversity over time"),
                   "Spread of the humans' stances relative to the spread of their evidence, per setting; "
                   "bands: 95% t interval over runs.", "diversity over time")
@@ -484,7 +529,7 @@ def _lockin_figures(run: Run, view: SectionView) -> str:
     last = params.iloc[-1]
     one = humans[(humans["phase"] == last["phase"]) & (humans["episode"] == last["episode"])]
     if not one.empty:
-        out += _figure(plots.belief_distribution(one, time="round", value="stance",
+        out += _figure(lambda: _plots().belief_distribution(one, time="round", value="stance",
                                                  value_range=tuple(last["scale"]),
                                                  title=f"Stances over time: {last['setting']}"),
                        "Share of humans per stance bin in each round of one run (the last setting), mean "
@@ -497,7 +542,7 @@ def _tom_figures(run: Run, view: SectionView) -> str:
     if acc is None or acc.empty:
         return ""
     frame = acc.assign(label=acc["agent"] + ": " + acc["category"].str.replace("_", " "))
-    return _figure(plots.accuracy_bars(frame, "label", "accuracy", "ci_low", "ci_high",
+    return _figure(lambda: _plots().accuracy_bars(frame, "label", "accuracy", "ci_low", "ci_high",
                                        title="Observer accuracy by question category"),
                    "Share of questions answered as the belief oracle does; whiskers: 95% bootstrap interval.",
                    "accuracy by category")
@@ -508,13 +553,13 @@ def _partner_figures(run: Run, view: SectionView) -> str:
     if rounds is None or rounds.empty:
         return ""
     # Regret per round by player, over every partner and episode: functional ToM as it is acquired.
-    out = _figure(plots.diversity_curve(rounds, "round", "regret", group="agent",
+    out = _figure(lambda: _plots().diversity_curve(rounds, "round", "regret", group="agent",
                                         ylabel="regret vs best response", title="Regret over rounds"),
                   "Mean regret per round against the best response to the partner's policy, all partners; "
                   "bands: 95% t interval.", "regret over rounds")
     predicted = rounds.dropna(subset=["correct"]).assign(correct=lambda d: d["correct"].astype(float))
     if not predicted.empty:
-        out += _figure(plots.diversity_curve(predicted, "round", "correct", group="agent",
+        out += _figure(lambda: _plots().diversity_curve(predicted, "round", "correct", group="agent",
                                              ylabel="predictions correct", title="Prediction accuracy over rounds"),
                        "Share of correct predictions of the partner's next move per round, all partners.",
                        "prediction accuracy over rounds")
@@ -526,28 +571,26 @@ def _commons_figures(run: Run, view: SectionView) -> str:
     if stock is None or stock.empty:
         return ""
     collapse = float(rows["collapse"].iloc[0]) if rows is not None and not rows.empty else None
-    return _figure(plots.stock_over_months(stock, collapse=collapse),
+    return _figure(lambda: _plots().stock_over_months(stock, collapse=collapse),
                    "The stock at the start of each month in every run (the last point: what the final harvest "
                    "left), coloured by the members' policies; dotted: the collapse level.", "stock over months")
 
 
 def _naming_figures(run: Run, view: SectionView) -> str:
-    from societas.analysis import naming_plots
-
     share, times, winners = view.data.get("share"), view.data.get("consensus"), view.data.get("winners")
     if share is None or share.empty:
         return ""
-    out = _figure(naming_plots.convention_share(share),
+    out = _figure(lambda: _naming_plots().convention_share(share),
                   "Share of the answers in each population round (N interactions) that named the run's winning "
                   "name (the most used over its last 3N interactions); line: median over runs, band: 10-90% of "
                   "runs. A run that stopped at consensus is held at its last value.", "convention share over time")
     if times is not None and times["consensus"].any():
-        out += _figure(naming_plots.consensus_times(times),
+        out += _figure(lambda: _naming_plots().consensus_times(times),
                        "Population rounds until the last 3N interactions all succeeded, per run; dashed: the "
                        "median.", "time to consensus")
     if winners is not None and not winners.empty:
         w = view.data.get("names") or len(winners)
-        out += _figure(plots.accuracy_bars(winners, "convention", "share", "ci_low", "ci_high", chance=1 / w,
+        out += _figure(lambda: _plots().accuracy_bars(winners, "convention", "share", "ci_low", "ci_high", chance=1 / w,
                                            title="Winning names across runs"),
                        "Share of the runs that reached consensus won by each name; whiskers: 95% Clopper-Pearson "
                        "interval; dashed: 1/W, the share with no collective bias.", "winning names")
@@ -557,10 +600,8 @@ def _naming_figures(run: Run, view: SectionView) -> str:
 
 
 def _adoption_figure(view: SectionView) -> str:
-    from societas.analysis import naming_plots
-
     curve, critical = view.data["minority"], view.data["critical"]
-    return _figure(naming_plots.adoption_curve(curve, critical["critical"], view.data["new_name"]),
+    return _figure(lambda: _naming_plots().adoption_curve(curve, critical["critical"], view.data["new_name"]),
                    "Per committed-minority size: the share of runs whose other players ended (last population "
                    "round) with at least 95% adoption of the committed name, with its 95% Clopper-Pearson band, "
                    "and their mean adoption; dotted: the critical minority, the smallest size flipping half the "
@@ -597,14 +638,16 @@ def report_sections(run: Run, *, transcripts: bool = True, playing: bool = False
     """The sections of one run's report as (anchor, title, HTML body), for pages that show them live
     (`societas view`); `transcripts=False` leaves out the transcript sample, `playing=True` says the run
     is still under way rather than stopped. Styled by `CSS`."""
-    return [(s.anchor, s.title, s.body)
-            for s in _run_sections(run, prefix="", transcripts=transcripts, playing=playing)]
+    with figure_cache.for_runs([run.path], enabled=not playing):
+        return [(s.anchor, s.title, s.body)
+                for s in _run_sections(run, prefix="", transcripts=transcripts, playing=playing)]
 
 
 def comparison_html(runs: Sequence[Run]) -> str:
     """The comparison section of several runs (facts side by side, agents and curves across runs) as HTML."""
     runs = list(runs)
-    return _comparison(runs, _labels(runs))
+    with figure_cache.for_runs([r.path for r in runs]):
+        return _comparison(runs, _labels(runs))
 
 
 def _nested(run: Run, i: int, label: str) -> _Section:
@@ -650,7 +693,8 @@ def _comparison(runs: list[Run], labels: dict[str, str]) -> str:
         events = pd.concat([r.events.assign(run=labels[r.run_id]) for r in matrix], ignore_index=True)
         events["run"] = pd.Categorical(events["run"], categories=order)  # legend in the order of the runs
         if events["cooperated"].notna().any():
-            out += _figure(plots.cooperation_by_round(events, group="run", title="Cooperation by round, per run"),
+            out += _figure(lambda: _plots().cooperation_by_round(events, group="run",
+                                                                 title="Cooperation by round, per run"),
                            "All agents of each run; bands: 95% Wilson intervals over decisions.",
                            "cooperation by round per run")
     naming = [r for r in runs if _kind(r) == "naming"]
@@ -672,11 +716,11 @@ def _comparison(runs: list[Run], labels: dict[str, str]) -> str:
         out += "<h3>Generations across runs</h3>" + _table(
             wide.reset_index(), formats={"generation": _int, "resources": _num(1), "cooperation": _pct},
             what="generations")
-        out += _figure(plots.resources_by_generation(tables, ylabel="final resources per game (units)",
+        out += _figure(lambda: _plots().resources_by_generation(tables, ylabel="final resources per game (units)",
                                                      title="Resources by generation, per run"),
                        "Mean over societies; bands: 95% t intervals across societies (cut at 0).",
                        "resources by generation per run")
-        out += _figure(plots.resources_by_generation(tables, metric="cooperation_rate", share=True,
+        out += _figure(lambda: _plots().resources_by_generation(tables, metric="cooperation_rate", share=True,
                                                      ylabel="donations above 0",
                                                      title="Cooperation by generation, per run"),
                        "Mean over societies; bands: 95% t intervals.", "cooperation by generation per run")
@@ -726,6 +770,44 @@ def _output(run_dirs: list[Path], out: Path | None) -> Path:
     return out if out.suffix.lower() in (".html", ".htm") else out / "report.html"
 
 
+def run_section(path: str | Path) -> Section | None:
+    """The study section of the run at `path`, found from its events' `env` column alone (None: no events)."""
+    p = Path(path)
+    if not (p / "config.yaml").is_file():
+        raise FileNotFoundError(f"{p}: not a run directory (no config.yaml)")
+    envs = distinct_values(p / "events", "env")
+    if not envs:
+        return None
+    probe = Run(path=p, events=pd.DataFrame({"env": envs}), llm_calls=pd.DataFrame(), episodes=pd.DataFrame(),
+                lineage=pd.DataFrame())
+    return section_for(probe)
+
+
+def load_for_report(path: str | Path, *, transcripts: bool = True, comparison: bool = False) -> Run:
+    """The run at `path` with the events columns its report reads, each read once, and nothing else.
+
+    Those are the report's own (`REPORT_COLUMNS`), its study section's
+    (`Section.columns`; every column for a section that names none), the
+    transcripts' when `transcripts` and the comparison's when `comparison`.
+    Without transcripts the llm_calls' prompts stay on disk too. A column the
+    run lacks is a MissingColumns that names it and who reads it.
+    """
+    p = Path(path)
+    section = run_section(p)
+    asked: dict[str, Sequence[str]] = {"the report": REPORT_COLUMNS}
+    if section is not None and section.columns is not None:
+        asked[f"the report's section {section.key!r}"] = section.columns
+    if transcripts:
+        asked["the report's transcripts"] = TRANSCRIPT_COLUMNS
+    if comparison:
+        asked["the comparison of runs"] = COMPARISON_COLUMNS
+    for who, columns in asked.items():
+        projection(p / "events", columns, who, OPTIONAL_COLUMNS)
+    wanted = None if section is not None and section.columns is None else [c for cols in asked.values() for c in cols]
+    return load_run(p, columns=wanted, call_columns=None if transcripts else REPORT_CALL_COLUMNS,
+                    optional=OPTIONAL_COLUMNS, who="the report")
+
+
 def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
     """Write a self-contained `report.html` for one run or a comparison of several; return its path.
 
@@ -738,7 +820,18 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     if not run_dirs:
         raise ValueError("write_report needs at least one run directory")
     paths = [Path(p) for p in run_dirs]
-    runs = [load_run(p) for p in paths]
+    runs = [load_for_report(p, comparison=len(paths) > 1) for p in paths]
+    with figure_cache.for_runs(paths):
+        html_text = _report_html(runs)
+    target = _output(paths, Path(out) if out is not None else None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(html_text, encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def _report_html(runs: list[Run]) -> str:
     if len(runs) == 1:
         run = runs[0]
         name = run.config.get("name", run.run_id)
@@ -751,9 +844,4 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
         sections += [_nested(run, i, labels[run.run_id]) for i, run in enumerate(runs, start=1)]
         subtitle = f"{len(runs)} runs: " + ", ".join(f"<code>{_e(r.run_id)}</code>" for r in runs)
         html_text = _page(f"Comparison of {len(runs)} runs", subtitle, sections)
-    target = _output(paths, Path(out) if out is not None else None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(html_text, encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return html_text

@@ -1,8 +1,11 @@
 """The report's tables and figures for the app's pages, rendered once per version of a run.
 
 The HTML is the report's own (`societas.analysis.report.report_sections`), so
-a run reads the same in the viewer and in `report.html`. Figures go through
-matplotlib (imported at the first render, so the server starts quickly),
+a run reads the same in the viewer and in `report.html`; a run is read with
+the columns its report needs (`load_for_report`) and a complete run's figures
+come from the figure cache once drawn (`societas.analysis.figure_cache`, under
+the societas cache directory, never the run's). Figures go through
+matplotlib (imported at the first figure drawn, so the server starts quickly),
 whose style context changes process-wide settings, so one
 render runs at a time; a render is kept per (run, version) and a page polling
 a live run gets it again until a new part lands. While a run plays, a new
@@ -18,9 +21,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-REPORT_CALL_COLUMNS = ["agent", "model", "reply", "error", "latency_s", "prompt_tokens", "completion_tokens",
-                       "cache_hit", "cached_tokens"]
-"""The llm_calls columns the report's tables read when it shows no transcripts (prompts are left on disk)."""
 KEEP = 32
 """Renders kept (runs and versions together)."""
 LIVE_GAP = 3.0
@@ -63,11 +63,10 @@ class Renderer:
             last = self._latest.get(str(path))
             if live and last is not None and time.time() - last.at < LIVE_GAP * last.seconds:
                 return last  # the next poll picks the new version up
-            from societas.analysis.load import load_run
-            from societas.analysis.report import report_sections
+            from societas.analysis.report import load_for_report, report_sections
 
             started = time.perf_counter()
-            run = load_run(path, call_columns=REPORT_CALL_COLUMNS)
+            run = load_for_report(path, transcripts=False)
             sections = report_sections(run, transcripts=False, playing=live) if not run.events.empty else []
             item = Rendered(version, sections, time.perf_counter() - started, time.time())
             self._keep(key, item)
@@ -80,11 +79,10 @@ class Renderer:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit.sections[0][2]
-            from societas.analysis.load import load_run
-            from societas.analysis.report import comparison_html
+            from societas.analysis.report import comparison_html, load_for_report
 
             started = time.perf_counter()
-            runs = [load_run(p) for p in paths]
+            runs = [load_for_report(p, transcripts=False, comparison=True) for p in paths]
             html = comparison_html([r for r in runs if not r.events.empty]) if any(
                 not r.events.empty for r in runs) else "<p>None of these runs has decisions on disk yet.</p>"
             self._keep(key, Rendered("", [("comparison", "Comparison", html)], time.perf_counter() - started,

@@ -9,7 +9,12 @@ figures. So both show the same figures under the same names and intervals.
 
 A study adds its section with `register(Section(...))`: `applies` says
 whether a run is one of its runs (checked in registration order, the first
-match wins), `build` returns its tables.
+match wins), `build` returns its tables, and `columns` names the events
+columns that `build` and the report's figures for it read. The report and
+`societas analyze` read only those (and the ones they read themselves) from
+the Parquet parts: on a run of a million decisions most columns, the
+strings above all, are never decoded. `applies` is asked before that read,
+on a run whose events hold one row per distinct `env` value (`APPLIES_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -85,12 +90,18 @@ class SectionView:
     """Frames the report's figures reuse (so they plot what the tables show)."""
 
 
+APPLIES_COLUMNS = ("env",)
+"""The events columns a section's `applies` may look at (one row per distinct value)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Section:
     key: str
     title: str
     applies: Callable[[Run], bool]
     build: Callable[[Run], SectionView]
+    columns: tuple[str, ...] | None = None
+    """The events columns `build` and the report's figures of this section read; None: every column."""
 
 
 _SECTIONS: list[Section] = []

@@ -38,4 +38,6 @@ def build(run: Run) -> SectionView:
                        data={"harvests": rows, "runs": runs, "stock": stock_table(rows)})
 
 
-register(Section(key="commons", title="Commons", applies=has_env(ENV), build=build))
+COLUMNS = ("env", "agent", "policy", "valid", "model", "info")
+
+register(Section(key="commons", title="Commons", applies=has_env(ENV), build=build, columns=COLUMNS))

@@ -59,4 +59,7 @@ def build(run: Run) -> SectionView:
                        data={"table": table, "societies": societies})
 
 
-register(Section(key="generations", title="Generations", applies=has_env("donor-game"), build=build))
+COLUMNS = ("env", "round", "agent", "partner", "policy", "value", "valid", "retries", "model", "info")
+
+register(Section(key="generations", title="Generations", applies=has_env("donor-game"), build=build,
+                 columns=COLUMNS))

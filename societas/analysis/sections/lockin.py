@@ -56,4 +56,7 @@ def build(run: Run) -> SectionView:
                        data={"rounds": rounds, "params": params, "lock": lock})
 
 
-register(Section(key="lockin", title="Diversity and lock-in", applies=has_env("feedback-loop"), build=build))
+COLUMNS = ("env", "round", "agent", "policy", "action", "value", "valid", "model", "info")
+
+register(Section(key="lockin", title="Diversity and lock-in", applies=has_env("feedback-loop"), build=build,
+                 columns=COLUMNS))

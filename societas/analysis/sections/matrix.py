@@ -46,4 +46,8 @@ def build(run: Run) -> SectionView:
                        data={"has_coop": has_coop})
 
 
-register(Section(key="agents", title="Agents", applies=lambda run: True, build=build))
+COLUMNS = ("run_id", "env", "game", "agent", "partner", "policy", "policy_kind", "option", "cooperated", "reward",
+           "valid", "model")
+"""What the agents' table and its figures read (the partner's moves, payoffs, panels per policy kind)."""
+
+register(Section(key="agents", title="Agents", applies=lambda run: True, build=build, columns=COLUMNS))

@@ -181,4 +181,6 @@ def sweep_view(events: pd.DataFrame) -> SectionView | None:
                        data={"minority": curve, "critical": critical, "new_name": new})
 
 
-register(Section(key="naming", title="Naming game", applies=has_env(ENV), build=build))
+COLUMNS = ("run_id", "env", "round", "agent", "partner", "policy", "action", "valid", "model")
+
+register(Section(key="naming", title="Naming game", applies=has_env(ENV), build=build, columns=COLUMNS))

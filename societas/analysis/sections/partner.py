@@ -38,4 +38,8 @@ def build(run: Run) -> SectionView:
                        data={"rounds": rounds})
 
 
-register(Section(key="partner", title="Partner adaptation", applies=has_env("partner-adaptation"), build=build))
+COLUMNS = ("env", "game", "round", "agent", "partner", "policy", "action", "option", "prediction",
+           "prediction_valid", "reward", "valid", "model", "info")
+
+register(Section(key="partner", title="Partner adaptation", applies=has_env("partner-adaptation"), build=build,
+                 columns=COLUMNS))

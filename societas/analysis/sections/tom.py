@@ -62,5 +62,10 @@ def actors(run: Run) -> SectionView:
                                      standing=st)])
 
 
-register(Section(key="tom", title="Theory of mind", applies=has_env("tom-observer"), build=observers))
-register(Section(key="actors", title="Actors", applies=has_env("tom-gridworld"), build=actors))
+OBSERVER_COLUMNS = ("env", "round", "agent", "policy", "action", "valid", "model", "info")
+ACTOR_COLUMNS = ("env", "agent", "valid", "model")
+
+register(Section(key="tom", title="Theory of mind", applies=has_env("tom-observer"), build=observers,
+                 columns=OBSERVER_COLUMNS))
+register(Section(key="actors", title="Actors", applies=has_env("tom-gridworld"), build=actors,
+                 columns=ACTOR_COLUMNS))
