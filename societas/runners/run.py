@@ -1,15 +1,16 @@
-"""Run or resume an experiment: config -> society -> phases -> run directory."""
+"""Run or resume an experiment: config -> society -> phases -> run directory.
+
+Beside it: the models a run asks (run_models), its human seats (seats), and why
+a run ended early (stopping); their public names are importable from here too.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import errno
-import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,100 +20,35 @@ from societas import __version__
 from societas.config import ExperimentConfig, parse_config
 from societas.errors import BadInput
 from societas.llm.base import ChatModel, ModelError
-from societas.llm.specs import ModelOptions, make_model, parse_model_spec
+from societas.llm.specs import make_model
 from societas.runners import batched
 from societas.runners.local import EpisodeOutput, Flusher, RunContext, run_episodes
+from societas.runners.run_models import default_cache_path, model_options, probe_models
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
+from societas.runners.seats import SeatAnnouncer, print_seats, serve_seats
+from societas.runners.stopping import RunInterrupted, RunStopped, record_stop, world_write_error
 from societas.societies.society import PhasedSociety, make_society
 from societas.types import FALLBACK_LIMIT
 
 if TYPE_CHECKING:
     from societas.human.server import SeatServer
-    from societas.llm.servers import ServerOptions
     from societas.runners.ray_runner import RayShards
 
-
-class RunStopped(RuntimeError):
-    """The world failed while a run was under way (an endpoint down, a disk full, a lost cluster).
-
-    What finished is on disk, nothing of the failed episodes is; `societas resume
-    run_dir` finishes the run once the cause is gone. The message is one line.
-    """
-
-    def __init__(self, run_dir: Path, reason: str) -> None:
-        super().__init__(f"{reason}; the finished episodes are kept: once that is fixed, "
-                         f"`societas resume {run_dir}`")
-        self.run_dir = run_dir
-        self.reason = reason
-
-
-class RunInterrupted(RuntimeError):
-    """Ctrl-C: the finished episodes are kept and the run can be resumed."""
-
-    def __init__(self, run_dir: Path) -> None:
-        super().__init__(f"interrupted; finish the run with `societas resume {run_dir}`")
-        self.run_dir = run_dir
-
-
-# Write failures that are the machine's state, not a mistake in the command: the run can resume.
-_WORLD_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
-
-
-def _world_write_error(exc: OSError) -> bool:
-    return exc.errno in _WORLD_ERRNOS
-
-
-async def probe_models(models: Mapping[str, ChatModel]) -> None:
-    """Ask every model one tiny question past its cache, so a dead or misnamed endpoint stops a run
-    in seconds, before anything is written; each model is probed once per process."""
-    for model in models.values():
-        inner: Any = model
-        while inner is not None and not hasattr(inner, "probe"):
-            inner = getattr(inner, "inner", None)
-        if inner is not None and not getattr(inner, "probed", False):
-            await inner.probe()
-            inner.probed = True
-
-
-def default_cache_path() -> Path:
-    """Where model replies are cached unless a config names a file."""
-    root = os.environ.get("SOCIETAS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "societas")
-    return Path(root) / "responses.sqlite"
-
-
-def model_options(config: ExperimentConfig, spec: str) -> ModelOptions:
-    llm = config.llm
-    cache: Path | None
-    if parse_model_spec(spec).provider == "fake" or llm.cache is False:
-        cache = None  # fake responders cost nothing to ask again
-    elif llm.cache is True:
-        cache = default_cache_path()
-    else:
-        cache = Path(llm.cache)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-    return ModelOptions(
-        timeout_s=llm.timeout_s, max_retries=llm.max_retries, backoff_base_s=llm.backoff_base_s,
-        backoff_max_s=llm.backoff_max_s, breaker_failures=llm.breaker_failures,
-        breaker_window_s=llm.breaker_window_s, max_in_flight=llm.max_in_flight,
-        min_in_flight=llm.min_in_flight, adaptive_in_flight=llm.adaptive_in_flight,
-        structured_outputs=llm.structured_outputs, transport=llm.transport, cache_path=cache,
-        send_seed=llm.send_seed, hf_prefix_cache_mb=llm.hf_prefix_cache_mb, servers=_server_options(config),
-    )
-
-
-def _server_options(config: ExperimentConfig) -> ServerOptions:
-    """`llm.servers`; on a Ray cluster (`runner.address`) servers go where the shards can reach them.
-
-    Under `placement: auto` a Ray runner joining a cluster places the servers as
-    Ray actors on its GPU nodes rather than as subprocesses of the driver.
-    """
-    options = config.llm.servers.options()
-    runner = config.runner
-    if runner.kind == "ray" and runner.address is not None and options.placement == "auto":
-        options = dataclasses.replace(options, placement="ray", ray_address=runner.address)
-    return options
+__all__ = [
+    "RunInterrupted",
+    "RunStopped",
+    "SeatAnnouncer",
+    "default_cache_path",
+    "model_options",
+    "print_seats",
+    "probe_models",
+    "record_stop",
+    "resume_run",
+    "run_experiment",
+    "run_experiment_async",
+    "stored_config",
+    "summarize",
+]
 
 
 class _Progress:
@@ -142,16 +78,6 @@ def _models(config: ExperimentConfig, society: PhasedSociety) -> dict[str, ChatM
     return {s: make_model(s, model_options(config, s)) for s in society.models()}
 
 
-SeatAnnouncer = Callable[[Mapping[str, str]], None]
-"""Told each human seat's link (member -> URL) once its page is served."""
-
-
-def print_seats(urls: Mapping[str, str]) -> None:
-    """The default announcer: one line per seat on stdout, `seat NAME: URL`."""
-    for name, url in urls.items():
-        print(f"seat {name}: {url}", flush=True)
-
-
 async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
                    society: PhasedSociety, models: dict[str, ChatModel], *,
                    close_models: bool = True, on_seats: SeatAnnouncer = print_seats) -> dict[str, Any]:
@@ -168,40 +94,12 @@ async def _execute(config: ExperimentConfig, rd: RunDirectory, progress: bool,
                 stopped = RunStopped(rd.path, str(exc))
             elif isinstance(exc, ModelError):
                 stopped = RunStopped(rd.path, f"model endpoint failed: {exc}")
-            elif isinstance(exc, OSError) and _world_write_error(exc):
+            elif isinstance(exc, OSError) and world_write_error(exc):
                 stopped = RunStopped(rd.path, f"cannot write the run directory {rd.path}: {exc.strerror or exc}")
             record_stop(rd, stopped or exc)
             if stopped is not None:
                 raise stopped from None
             raise
-
-
-def record_stop(rd: RunDirectory, exc: BaseException) -> None:
-    """Say in checkpoint.json why the run ended early, so a reader of the directory alone sees the error.
-
-    `status` becomes stopped (the world failed: RunStopped, exit 3), interrupted
-    (Ctrl-C) or failed (anything else: bad input found mid-run, or a bug), and
-    `error` the one-line reason; a resume sets it back to running. Best
-    effort: on a full or read-only disk the write fails and the one-line
-    error on stderr is all there is.
-    """
-    if isinstance(exc, RunStopped):
-        status, error = "stopped", exc.reason
-    elif isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError, RunInterrupted)):
-        status, error = "interrupted", "interrupted"
-    else:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    try:
-        previous = rd.read_json("checkpoint.json") or {}
-    except BadInput:  # a damaged checkpoint is replaced
-        previous = {}
-    previous.pop("error", None)
-    payload = {"run_id": rd.run_id, "episodes_done": 0, "parts": 0, **previous, "status": status,
-               "error": " ".join(error.split()), "updated": time.time()}
-    try:
-        rd.write_json("checkpoint.json", payload)
-    except OSError:
-        pass
 
 
 async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
@@ -211,7 +109,7 @@ async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
     done = rd.recover()
     started = time.time()
     try:
-        seats = await _serve_seats(config, society, on_seats)
+        seats = await serve_seats(config, society, on_seats)
     except BaseException:
         if close_models:
             for m in models.values():
@@ -223,27 +121,6 @@ async def _play(config: ExperimentConfig, rd: RunDirectory, progress: bool,
     finally:
         if seats is not None:
             await seats.stop()
-
-
-async def _serve_seats(config: ExperimentConfig, society: PhasedSociety,
-                       on_seats: SeatAnnouncer) -> SeatServer | None:
-    """Start the pages of the `policy: human` members and announce each seat's link; None when there are none."""
-    humans = {name: s for name, s in society.members.items() if s.policy == "human"}
-    if not humans:
-        return None
-    from societas.human.hub import SeatHub
-    from societas.human.params import human_params
-    from societas.human.server import SeatServer
-
-    hub = SeatHub({name: human_params(s.params).timeout_s or config.human.timeout_s for name, s in humans.items()})
-    server = SeatServer(hub, host=config.human.host, port=config.human.port)
-    await server.start()
-    try:
-        on_seats(server.urls())
-    except BaseException:
-        await server.stop()
-        raise
-    return server
 
 
 async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: bool, society: PhasedSociety,
