@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.parquet as pq
-
 from societas import __version__
 from societas.config import ExperimentConfig, parse_config
 from societas.errors import BadInput
@@ -27,6 +25,7 @@ from societas.runners.run_models import default_cache_path, model_options, probe
 from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEMA, Columns, RunDirectory
 from societas.runners.seats import SeatAnnouncer, print_seats, serve_seats
 from societas.runners.stopping import RunInterrupted, RunStopped, record_stop, world_write_error
+from societas.runners.tally import RunTally
 from societas.societies.society import PhasedSociety, make_society
 from societas.types import FALLBACK_LIMIT
 
@@ -132,6 +131,8 @@ async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: boo
     calls = Columns(LLM_CALL_SCHEMA)
     episode_rows = Columns(EPISODE_SCHEMA)
     state = {"part": rd.next_part_index(), "episodes": len(done)}
+    tally = RunTally()
+    tally.add_parts(rd.events_dir, rd.calls_dir)  # what earlier processes of a resumed run wrote
     pending_keys: list[tuple[int, int]] = []
 
     progress_of = {"phase": 0, "phase_episodes": 0, "phase_done": 0}
@@ -145,7 +146,10 @@ async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: boo
     def write() -> None:
         if not len(events):
             return
-        rd.write_part(state["part"], events.take(), calls.take() if len(calls) else None, episode_rows.take())
+        table, call_table = events.take(), calls.take() if len(calls) else None
+        rd.write_part(state["part"], table, call_table, episode_rows.take())
+        tally.add_events(table)
+        tally.llm_calls += 0 if call_table is None else call_table.num_rows
         state["part"] += 1
         state["episodes"] += len(pending_keys)
         progress_of["phase_done"] += len(pending_keys)
@@ -154,6 +158,7 @@ async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: boo
 
     def write_batch(out: batched.BatchOutput) -> None:
         rd.write_part(state["part"], out.events, None, out.episodes)
+        tally.add_events(out.events)
         state["part"] += 1
         state["episodes"] += len(out.keys)
         progress_of["phase_done"] += len(out.keys)
@@ -213,7 +218,7 @@ async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: boo
         if close_models:
             for m in models.values():
                 await m.aclose()
-    summary = summarize(rd, config, society, wall_s=time.time() - started)
+    summary = summarize(rd, config, society, tally, wall_s=time.time() - started)
     summary["runner"] = shards.stats.as_dict() if shards is not None else {"kind": "local"}
     checkpoint("complete")
     rd.write_json("summary.json", summary)
@@ -232,62 +237,25 @@ def _ray_shards(config: ExperimentConfig, rd: RunDirectory, models: Mapping[str,
                      models={s: attach_options(m, model_options(config, s)) for s, m in models.items()})
 
 
-def summarize(rd: RunDirectory, config: ExperimentConfig, society: PhasedSociety, *, wall_s: float) -> dict[str, Any]:
-    """Totals a reader wants first; computed from the events on disk, so a resume counts all of them.
-
-    Only the columns it needs are read, and grouped in Arrow: a run of thousands
-    of agents is summed in milliseconds, not in a per-agent pandas loop.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    columns = ["phase", "episode", "agent", "reward", "cooperated", "valid", "prediction_valid", "retries",
-               "prompt_tokens", "completion_tokens"]
-    if any(rd.events_dir.glob("part-*.parquet")):
-        ev = pq.read_table(rd.events_dir, columns=columns)
-    else:
-        ev = pa.table({c: pa.array([], type=EVENT_SCHEMA.field(c).type) for c in columns})
-    per_agent: dict[str, Any] = {}
-    if ev.num_rows:
-        grouped = pa.table({
-            "agent": ev["agent"],
-            "reward": ev["reward"],
-            "cooperated": pc.cast(ev["cooperated"], pa.float64()),
-            "invalid": pc.cast(pc.invert(ev["valid"]), pa.int64()),
-        }).group_by("agent").aggregate([
-            ("reward", "count"), ("reward", "mean"), ("cooperated", "mean"), ("invalid", "sum"),
-        ]).sort_by("agent").to_pydict()
-        for name, n, mean, coop, bad in zip(grouped["agent"], grouped["reward_count"], grouped["reward_mean"],
-                                            grouped["cooperated_mean"], grouped["invalid_sum"], strict=True):
-            per_agent[str(name)] = {
-                "decisions": int(n),
-                "mean_reward": round(float(mean), 6),
-                "cooperation_rate": None if coop is None else round(float(coop), 6),
-                "invalid": int(bad),
-            }
-
-    def total(column: str) -> int:
-        return int(pc.sum(ev[column]).as_py() or 0) if ev.num_rows else 0
-
-    n_calls = 0
-    if any(rd.calls_dir.glob("part-*.parquet")):
-        n_calls = sum(pq.ParquetFile(p).metadata.num_rows for p in rd.calls_dir.glob("part-*.parquet"))
+def summarize(rd: RunDirectory, config: ExperimentConfig, society: PhasedSociety, tally: RunTally, *,
+              wall_s: float) -> dict[str, Any]:
+    """Totals a reader wants first, from the run's tally of every events part (earlier processes' too)."""
+    per_agent = tally.per_agent()
     members = society.members.values()
     return {
         "run_id": rd.run_id,
         "name": config.name,
         "seed": config.seed,
         "societas_version": __version__,
-        "episodes": ev.group_by(["phase", "episode"]).aggregate([]).num_rows if ev.num_rows else 0,
-        "decisions": ev.num_rows,
-        "llm_calls": n_calls,
-        "prompt_tokens": total("prompt_tokens"),
-        "completion_tokens": total("completion_tokens"),
+        "episodes": tally.episodes,
+        "decisions": tally.decisions,
+        "llm_calls": tally.llm_calls,
+        "prompt_tokens": tally.prompt_tokens,
+        "completion_tokens": tally.completion_tokens,
         "invalid_actions": sum(a["invalid"] for a in per_agent.values()),
-        "retries": total("retries"),
+        "retries": tally.retries,
         # Predictions asked for (social chain of thought) that no attempt answered usably.
-        "invalid_predictions": (int(pc.sum(pc.cast(pc.equal(ev["prediction_valid"], False), pa.int64())).as_py()
-                                    or 0) if ev.num_rows else 0),
+        "invalid_predictions": tally.invalid_predictions,
         "wall_s": round(wall_s, 3),
         "language_model_agents": sorted(s.name for s in members if s.policy == "llm"),
         "non_language_model_agents": {s.name: s.policy for s in members if s.policy != "llm"},
@@ -297,11 +265,14 @@ def summarize(rd: RunDirectory, config: ExperimentConfig, society: PhasedSociety
     }
 
 
+_MEMBER_SUFFIX = re.compile(r"-\d+$")
+
+
 def _fallbacks(per_agent: dict[str, Any]) -> dict[str, Any]:
     """Share of decisions that were invalid fallbacks, and who is above `FALLBACK_LIMIT` (many agents: by member)."""
     groups: dict[str, list[int]] = {}
     for name, a in per_agent.items():
-        key = name if len(per_agent) <= 8 else re.sub(r"-\d+$", "", name)
+        key = name if len(per_agent) <= 8 else _MEMBER_SUFFIX.sub("", name)
         g = groups.setdefault(key, [0, 0])
         g[0] += a["invalid"]
         g[1] += a["decisions"]
