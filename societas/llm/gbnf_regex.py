@@ -6,7 +6,8 @@ common syntax (`(?:...)`, `\\d` as a class) and then silently falls back to
 any JSON, which a marker-based parser cannot read. This covers the subset
 environments write: literals and escapes, `.`, classes (`\\d \\w \\s`, their
 negations, `[...]`), groups (capturing or `(?:...)`), alternation, and the
-quantifiers `? * + {m} {m,} {m,n}`; leading `^` and trailing `$` are dropped.
+quantifiers `? * + {m} {m,} {m,n}` (written out up to `MAX_REPEAT`, past it as GBNF's own
+bounds); leading `^` and trailing `$` are dropped.
 Anything else (lookarounds, back-references, lazy quantifiers) raises
 `Unsupported`, and the caller sends no grammar for it.
 """
@@ -141,8 +142,10 @@ class _Parser:
             self.i = end + 1
             lo = int(lo_text)
             hi = lo if "," not in body else (int(hi_text) if hi_text else None)
-            if max(lo, hi or 0) > MAX_REPEAT or (hi is not None and hi < lo):
+            if hi is not None and hi < lo:
                 raise Unsupported(f"the repeat {{{body}}}")
+            if max(lo, hi or 0) > MAX_REPEAT:  # llama.cpp's own bounds, rather than hundreds of copies
+                return f"({atom}){{{lo},{'' if hi is None else hi}}}" if hi != lo else f"({atom}){{{lo}}}"
             parts = [atom] * lo + ([f"{atom}*"] if hi is None else [f"{atom}?"] * (hi - lo))
             return "(" + " ".join(parts) + ")" if parts else '""'
         return atom

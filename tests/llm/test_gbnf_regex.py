@@ -23,7 +23,7 @@ def test_translation(pattern: str, gbnf: str) -> None:
     assert regex_to_gbnf(pattern) == gbnf
 
 
-@pytest.mark.parametrize("pattern", [r"(?=a)b", r"(a)\1", r"a*?", r"(?P<x>a)", r"(ab", r"a{1,99}", r"\bword"])
+@pytest.mark.parametrize("pattern", [r"(?=a)b", r"(a)\1", r"a*?", r"(?P<x>a)", r"(ab", r"a{3,2}", r"\bword"])
 def test_unsupported_patterns_are_refused(pattern: str) -> None:
     with pytest.raises(Unsupported):
         regex_to_gbnf(pattern)
@@ -44,3 +44,11 @@ def test_grammars_parse_in_llama_cpp() -> None:
     for pattern in (STANCE, r"^(yes|no)$", r"[A-Z]{2,3}-\d{2}", r"[\w\-.]+"):
         text = grammar(ActionSpec(kind="regex", pattern=pattern, answer_marker="Answer:"))
         llama_grammar.LlamaGrammar.from_string(text, verbose=False)
+
+
+def test_a_long_repeat_keeps_its_bounds() -> None:
+    # A town-hall utterance allows 300 characters of words: written out, that is 300 copies of
+    # the class; it raised Unsupported, and the reply went out held only to "some JSON".
+    assert regex_to_gbnf(r"[a-z ]{1,300}") == "([a-z ]){1,300}"
+    assert regex_to_gbnf(r"x{100,}") == '("x"){100,}' and regex_to_gbnf(r"x{70}") == '("x"){70}'
+    assert regex_to_gbnf(r"x{1,3}") == '("x" "x"? "x"?)'
