@@ -14,7 +14,8 @@ language-model decisions, model calls, the share of decisions that were invalid 
 retries, and decisions per second. "run s" is the run's own wall time (`summary.json`'s
 wall_s: hf loads its weights inside it, on the first batch; llama.cpp's server starts before
 it); "total s" adds building the model (the server's start). The GGUF defaults to
-SmolLM2-135M-Instruct (`smollm2_path`). The response cache is off.
+SmolLM2-135M-Instruct (`smollm2_path`). The response cache is off. `--out DIR` keeps the runs
+(`societas.analysis.transcript` shows why a decision was invalid).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def main() -> None:
     parser.add_argument("--configs", default=None, help="comma-separated study names (default: llm_configs())")
     parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"of {', '.join(ENGINES)}")
     parser.add_argument("--model-file", type=Path, default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="keep each run under this folder, for transcripts and analyze (default: a temporary one)")
     args = parser.parse_args()
     from societas.llm.models import smollm2_path
 
@@ -100,10 +103,11 @@ def main() -> None:
     print("| study | engine | decisions | model calls | invalid | retries | decisions/s | run s | total s |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
+        base = args.out or Path(tmp)
         for name in names:
             for engine in engines:
                 try:
-                    line = row(measure(name, engine, path, Path(tmp) / f"{name}-{engine}"))
+                    line = row(measure(name, engine, path, base / f"{name}-{engine}"))
                 except RunStopped as exc:  # e.g. the model timing out: the row says so, the table goes on
                     line = f"| {name} | {engine} | stopped: {str(exc).split(';')[0]} |"
                 print(line, flush=True)
