@@ -120,13 +120,15 @@ def _vllm(spec: ActionSpec, lead: str = "") -> dict[str, Any]:
     return {}
 
 
-def request_body_extras(spec: ActionSpec | None, mode: ConstraintMode, lead: str = "") -> dict[str, Any]:
+def request_body_extras(spec: ActionSpec | None, mode: ConstraintMode, lead: str = "",
+                        max_tokens: int | None = None) -> dict[str, Any]:
     """Keyword arguments for `chat.completions.create` that constrain the reply to `spec`.
 
     vllm -> `extra_body={"structured_outputs": {...}}`; json_schema ->
     `response_format` with `spec.json_schema()`; llamacpp -> a `grammar` or a
     `json_object` response_format; none, a text spec, or no spec -> {}.
-    `lead` (see `answer_lead`) is written before a choice under vllm and llamacpp.
+    `lead` (see `answer_lead`) is written before a choice under vllm and llamacpp; under
+    llamacpp the request's `max_tokens` bounds the text before an answer marker.
     """
     if spec is None or mode == "none" or spec.kind == "text":
         return {}
@@ -136,7 +138,7 @@ def request_body_extras(spec: ActionSpec | None, mode: ConstraintMode, lead: str
     if mode == "llamacpp":
         from societas.llm.llamacpp import body_extras
 
-        extras = body_extras(spec, lead)
+        extras = body_extras(spec, lead, max_tokens)
         out: dict[str, Any] = {}
         if "response_format" in extras:
             out["response_format"] = extras.pop("response_format")

@@ -11,6 +11,12 @@ pattern is a grammar too (`gbnf_regex`; one it cannot express is sent
 unconstrained when it follows a marker), and a JSON spec is a `json_object`
 schema, turned back into plain text by `constraints.reply_text`.
 
+The text before a marker is bounded (`free_chars`): at most as many characters as
+the request's max_tokens leaves once the marker and a short answer are counted,
+so the reply always reaches the marker before the server cuts it off (a token
+holds at least one character, bar the byte pieces of rare characters). Unbounded,
+a small model reasons until max_tokens and never writes the marker.
+
 Sampling: both servers add stages of their own (a repetition penalty, top-k, min-p); requests
 turn them off (`NEUTRAL_SAMPLING`) so that temperature 0 is plain greedy decoding, as under `hf:`.
 
@@ -94,10 +100,30 @@ def _number_rule(spec: ActionSpec) -> str | None:
     return body
 
 
-def grammar(spec: ActionSpec, lead: str = "") -> str | None:
+DEFAULT_MAX_TOKENS = 256
+"""The reply length a free-text bound assumes when a request sets no max_tokens (as `hf:`'s default)."""
+ANSWER_ROOM = 24
+"""Tokens kept for the answer after its marker, besides the marker itself."""
+MAX_FREE_CHARS = 1900
+"""Largest bound on the text before a marker: llama.cpp's grammar parser refuses (or, in later
+versions, drops) a repetition count of 2000 or more."""
+
+
+def free_chars(spec: ActionSpec, max_tokens: int | None) -> int:
+    """How many characters of free text a marker grammar allows before `spec.answer_marker`.
+
+    max_tokens less the marker's characters, a space and `ANSWER_ROOM`: with at least one character
+    per token, the marker comes before the reply is cut off, and the answer has room after it.
+    """
+    budget = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+    return max(0, min(MAX_FREE_CHARS, budget - len(spec.answer_marker or "") - 1 - ANSWER_ROOM))
+
+
+def grammar(spec: ActionSpec, lead: str = "", max_tokens: int | None = None) -> str | None:
     """A GBNF grammar whose sentences are the replies `spec.parse` accepts, or None if none fits.
 
-    With an `answer_marker`, any text may come first (room to reason), then the marker, then the answer.
+    With an `answer_marker`, free text comes first (room to reason, at most `free_chars` characters
+    for `max_tokens`), then the marker, then the answer.
     A `lead` ("Option") is written before a choice, as the prompt implies.
     """
     if spec.kind == "choice":
@@ -117,8 +143,10 @@ def grammar(spec: ActionSpec, lead: str = "") -> str | None:
         return f"root ::= {gbnf_literal(lead + ' ')} ({answer})\n"
     if spec.answer_marker is None:
         return f"root ::= {answer}\n"
-    return (f"root ::= free {gbnf_literal(spec.answer_marker)} \" \"? answer\n"
-            f"answer ::= {answer}\nfree ::= [^\\x00]*\n")
+    n = free_chars(spec, max_tokens)
+    head = f"root ::= free {gbnf_literal(spec.answer_marker)}" if n else f"root ::= {gbnf_literal(spec.answer_marker)}"
+    free = f"free ::= [^\\x00]{{0,{n}}}\n" if n else ""
+    return f"{head} \" \"? answer\nanswer ::= {answer}\n{free}"
 
 
 def choices_of(grammar_text: str) -> list[str] | None:
@@ -143,11 +171,11 @@ def sampling_fields(top_p: float | None) -> dict[str, float]:
     return NEUTRAL_SAMPLING if top_p is None else {**NEUTRAL_SAMPLING, "top_p": top_p}
 
 
-def body_extras(spec: ActionSpec | None, lead: str = "") -> dict[str, Any]:
+def body_extras(spec: ActionSpec | None, lead: str = "", max_tokens: int | None = None) -> dict[str, Any]:
     """Body fields that constrain a llama.cpp server's reply to `spec` ({} when nothing applies)."""
     if spec is None or spec.kind == "text":
         return {}
-    text = grammar(spec, lead)
+    text = grammar(spec, lead, max_tokens)
     if text is not None:
         return {"grammar": text}
     if spec.kind in ("json", "regex") and spec.answer_marker is not None:

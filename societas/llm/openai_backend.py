@@ -380,7 +380,8 @@ class OpenAIChatModel:
             **request.sampling(),
         }
         if request.constraint is not None:
-            extras = request_body_extras(request.constraint, mode, answer_lead(request.messages))
+            extras = request_body_extras(request.constraint, mode, answer_lead(request.messages),
+                                         request.max_tokens)
             if "response_format" in extras:
                 body["response_format"] = extras["response_format"]
             body.update(extras.get("extra_body", {}))

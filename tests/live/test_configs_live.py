@@ -73,3 +73,19 @@ def test_pd_tournament_decides_alike_on_both_engines(live_run: LiveRun) -> None:
     assert len(hf) > 0 and hf.equals(llama), hf.compare(llama) if len(hf) == len(llama) else (len(hf), len(llama))
     coop = [r.events[r.events["policy"] == "llm"].groupby("agent")["cooperated"].mean().to_dict() for r in runs]
     assert coop[0] == coop[1]
+
+
+def test_lockin_llm_statements_reach_the_answer_marker_on_llamacpp(smollm2: Path, tmp_path: Path) -> None:
+    # Asked to reason, then "Answer: <stance> | <sentence>", the model wrote free text until max_tokens
+    # and never the marker: every stance was a fallback. The grammar now bounds the text before it.
+    pytest.importorskip("llama_cpp")
+    data = small_form(yaml.safe_load(bundled_config("lockin_llm").read_text()), LIVE)
+    cfg = parse_config({**data, "model": f"llamacpp:{smollm2}", "llm": {**data["llm"], "cache": False},
+                        "output_dir": str(tmp_path)})
+    rd, _ = run_experiment(cfg, progress=False)
+    run = load_run(rd.path)
+    lm = run.events[run.events["policy"] == "llm"]
+    assert len(lm) >= 8
+    replies = run.llm_calls["reply"].dropna()
+    assert (replies.str.contains("Answer:", regex=False)).mean() >= 0.9  # the marker, within max_tokens
+    assert (~lm["valid"].astype(bool)).mean() <= 0.25

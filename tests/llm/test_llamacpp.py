@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from societas.environments.feedback_loop import ANSWER_MARKER, STATEMENT_PATTERN
 from societas.llm.base import ChatRequest, ModelError
 from societas.llm.constraints import answer_lead, request_body_extras
-from societas.llm.llamacpp import choices_of, grammar
+from societas.llm.llamacpp import ANSWER_ROOM, MAX_FREE_CHARS, choices_of, free_chars, grammar
 from societas.llm.openai_backend import OpenAIChatModel
 from societas.llm.specs import ModelOptions, make_model
 from societas.llm.testing import FakeOpenAIServer
@@ -108,6 +109,45 @@ def test_grammars() -> None:
     assert grammar(ActionSpec(kind="text")) is None
     assert request_body_extras(ActionSpec.choice(["J", "F"]), "llamacpp") == {
         "extra_body": {"grammar": 'root ::= "J" | "F"\n'}}
+
+
+STATEMENT = ActionSpec(kind="regex", pattern=STATEMENT_PATTERN, answer_marker=ANSWER_MARKER)
+
+
+def _rules(text: str) -> dict[str, str]:
+    return dict(line.split(" ::= ", 1) for line in text.splitlines())
+
+
+def _free_bound(text: str) -> int:
+    free = _rules(text)["free"]
+    assert free.startswith("[^\\x00]{0,") and free.endswith("}"), free  # a bounded run of any characters
+    return int(free[len("[^\\x00]{0,"):-1])
+
+
+@pytest.mark.parametrize("spec", [STATEMENT, ActionSpec.real(0.0, 10.0, answer_marker=ANSWER_MARKER),
+                                  ActionSpec.choice(["J", "F"], answer_marker="Answer:")])
+def test_text_before_a_marker_is_bounded_by_max_tokens(spec: ActionSpec) -> None:
+    # A small model asked to reason, then "Answer: ...", reasons until max_tokens and never writes
+    # the marker unless the grammar ends the free text in time: at most one character per token.
+    text = grammar(spec, max_tokens=200)
+    assert text is not None and text.startswith(f'root ::= free "{ANSWER_MARKER}" " "? answer\n')
+    n = _free_bound(text)
+    assert n == free_chars(spec, 200) and 100 < n <= 200 - len(ANSWER_MARKER) - 1 - ANSWER_ROOM
+    assert _free_bound(grammar(spec) or "") == free_chars(spec, None) > n  # no max_tokens: hf:'s default
+    assert _free_bound(grammar(spec, max_tokens=100_000) or "") == MAX_FREE_CHARS  # what llama.cpp parses
+    assert grammar(spec, max_tokens=ANSWER_ROOM) == grammar(spec, max_tokens=1) \
+        and "free" not in (grammar(spec, max_tokens=1) or "")  # no room: the marker comes first
+
+
+async def test_the_request_s_max_tokens_reaches_the_grammar(serve: Serve, client_for: ClientFor) -> None:
+    srv = serve("first", owned_by="me", record_bodies=2)
+    model = client_for(srv)
+    for max_tokens in (200, 120):
+        await model.complete(ChatRequest(messages=({"role": "user", "content": "Your stance?"},),
+                                         constraint=STATEMENT, max_tokens=max_tokens))
+    assert [_free_bound(b["grammar"]) for b in srv.bodies] == [free_chars(STATEMENT, 200), free_chars(STATEMENT, 120)]
+    assert request_body_extras(STATEMENT, "llamacpp", max_tokens=200) == {
+        "extra_body": {"grammar": grammar(STATEMENT, max_tokens=200)}}
 
 
 async def test_cache_key_holds_the_constraint_mode(serve: Serve, tmp_path: Path) -> None:
