@@ -27,7 +27,6 @@ import json
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 
 def decisions(events: pd.DataFrame) -> pd.DataFrame:
@@ -89,6 +88,7 @@ def across_societies(table: pd.DataFrame, metric: str = "resources", confidence:
     resources, which cannot go negative): the t interval is symmetric and
     would otherwise reach below it.
     """
+    from scipy import stats  # imported on use: it takes seconds
     out = []
     for gen, g in table.groupby("generation", sort=True):
         x = g[metric].dropna().to_numpy(dtype=float)

@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 Alternative = Literal["two-sided", "greater", "less"]
 BootstrapMethod = Literal["percentile", "basic", "bca"]
@@ -69,6 +68,7 @@ def bootstrap_ci(
     `statistic` is called with `axis=` when it accepts it (numpy reducers),
     which is much faster.
     """
+    from scipy import stats  # imported on use: it takes seconds
     if method not in ("percentile", "basic", "bca"):
         raise ValueError(f"method must be percentile, basic or bca; got {method!r}")
     if not 0 < confidence < 1:
@@ -132,6 +132,7 @@ class TTest:
 
 
 def _ttest(x: Any, y: Any, equal_var: bool, alternative: str, confidence: float) -> TTest:
+    from scipy import stats  # imported on use: it takes seconds
     _check_alternative(alternative)
     a, b = _values(x), _values(y)
     if len(a) < 2 or len(b) < 2:
@@ -172,6 +173,7 @@ def pooled_ttest(x: Any, y: Any, *, alternative: Alternative = "two-sided", conf
 
 def _log_bf10(t: float, n_eff: float, nu: float, rscale: float, alternative: str) -> float:
     """log BF10 by one integral over g (see `ttest_bf_from_t`)."""
+    from scipy import stats  # imported on use: it takes seconds
     log_null = float(stats.t.logpdf(t, nu))
     log_norm = math.log(rscale) - 0.5 * math.log(2 * math.pi)
 
@@ -309,6 +311,7 @@ def chi_square(table: Any, *, correction: bool = True) -> ChiSquare:
     correction (|O - E| - 0.5)^2 is used, as scipy.stats.chi2_contingency and R's
     chisq.test. `table` may be a DataFrame (e.g. from pd.crosstab) or an array.
     """
+    from scipy import stats  # imported on use: it takes seconds
     observed = np.asarray(table.to_numpy() if isinstance(table, pd.DataFrame) else table, dtype=float)
     res = stats.chi2_contingency(observed, correction=correction)
     return ChiSquare(statistic=float(res.statistic), p=float(res.pvalue), dof=int(res.dof),

@@ -140,9 +140,10 @@ def test_figures_are_drawn_once_per_complete_run_and_never_for_a_stopped_one(run
     assert figure_cache.run_key(stopped) is None
 
 
-def test_importing_the_report_leaves_matplotlib_unloaded() -> None:
+def test_importing_the_report_and_its_sections_leaves_matplotlib_and_scipy_unloaded() -> None:
     code = ("import sys; import societas.analysis.report, societas.view.app, societas.cli; "
-            "print(sorted(m for m in ('matplotlib', 'matplotlib.pyplot') if m in sys.modules))")
+            "from societas.analysis.sections import sections; sections(); "
+            "print(sorted(m for m in ('matplotlib', 'matplotlib.pyplot', 'scipy.stats') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

@@ -15,7 +15,6 @@ from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
 
 def _keys(events: pd.DataFrame) -> list[str]:
@@ -137,6 +136,7 @@ def winner_distribution(events: pd.DataFrame, n_agents: int | None = None, windo
                         consensus_only: bool = True) -> pd.DataFrame:
     """How often each action won across episodes (collective bias), with a 95%
     Clopper-Pearson interval on its share of the episodes."""
+    from scipy.stats import binomtest  # imported on use: scipy.stats takes seconds
     won = winning_convention(events, n_agents, window_rounds)
     if consensus_only:
         won = won[won["consensus"]]
@@ -182,6 +182,7 @@ def critical_minority(table: pd.DataFrame, size: str = "committed", value: str =
     the smallest size whose flip chance reaches `level`, bracketed by the
     smallest sizes whose interval's upper and lower ends reach it (NaN where none).
     """
+    from scipy.stats import binomtest  # imported on use: scipy.stats takes seconds
     rows = []
     for s, runs in table.groupby(size, sort=True):
         flips = int((runs[value] >= threshold).sum())

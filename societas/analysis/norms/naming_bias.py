@@ -23,7 +23,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
 from societas.config import ExperimentConfig
 from societas.environments.naming.env import check_names, player_prompt
@@ -101,6 +100,7 @@ def individual_bias(model: str | ChatModel, names: Sequence[str] = LETTERS[:2], 
 
 def bias_table(picks: Sequence[str | None], names: Sequence[str]) -> pd.DataFrame:
     """The table `individual_bias` returns, from one pick per trial (None for an invalid reply)."""
+    from scipy.stats import binomtest  # imported on use: scipy.stats takes seconds
     valid = [p for p in picks if p is not None]
     invalid = len(picks) - len(valid)
     rows = []
