@@ -55,6 +55,10 @@ best one's probability and the top 95% of the mass when sampling. Sent off, a re
 its temperature and top_p say, as under hf: and vLLM; a request's own top_p stays."""
 LLAMACPP_IN_FLIGHT = 4
 """Requests sent at once to llama-server: its slot count as `LLAMA_SERVER_COMMAND` starts it."""
+LOCAL_TIMEOUT_S = 300.0
+"""The least a `llamacpp:PATH` request waits for its reply (llm.timeout_s when longer): the server it
+starts serves one request at a time on this machine's CPU, where a 200-token reply took 30-55 s on 2
+loaded cores, close to the 60 s default; a server that died is found by its supervisor's checks."""
 ONE_SLOT_OWNER = "me"
 """`owned_by` of llama-cpp-python's server, which serves one request at a time and queues the rest."""
 

@@ -206,10 +206,12 @@ def _llamacpp(spec: ModelSpec, options: ModelOptions) -> ChatModel:
         from societas.llm.openai_backend import OpenAIChatModel
 
         return OpenAIChatModel(spec, options)
-    from societas.llm.llamacpp import server_options
+    from societas.llm.llamacpp import LOCAL_TIMEOUT_S, server_options
     from societas.llm.router import ReplicaRouter
     from societas.llm.servers import ServerManager
 
+    # The server is this run's own: a slow reply is the CPU's pace, a dead server its supervisor's to find.
+    options = replace(options, timeout_s=max(options.timeout_s, LOCAL_TIMEOUT_S))
     path = Path(spec.name).expanduser()
     if not path.is_file():
         from societas.errors import BadInput

@@ -198,6 +198,22 @@ async def test_managed_llamacpp_spec_starts_supervises_and_stops(tmp_path: Path)
     assert replica.state == "stopped"
 
 
+async def test_a_managed_server_is_given_time_for_a_slow_reply(tmp_path: Path) -> None:
+    # The server a llamacpp: spec starts runs one request at a time on this machine's CPU: a reply
+    # slower than llm.timeout_s is its pace, not a failure (the supervisor finds a dead server).
+    from societas.llm.servers import ServerOptions
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    command = "{python} -m societas.llm.testing --host {host} --port {port} --owned-by me --latency 1.5"
+    model = make_model(f"llamacpp:{gguf}", ModelOptions(timeout_s=0.5, max_retries=0, servers=ServerOptions(
+        command=command, log_dir=str(tmp_path / "logs"), startup_timeout_s=60)))
+    try:
+        assert (await model.complete(ask(ActionSpec.choice(["J", "F"])))).text == "J"
+    finally:
+        await model.aclose()
+
+
 def test_llamacpp_spec_needs_a_gguf_file(tmp_path: Path) -> None:
     from societas.errors import BadInput
 
