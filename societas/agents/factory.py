@@ -59,6 +59,13 @@ def scripted_strategy_names() -> set[str]:
     return names
 
 
+def _is_scripted_strategy(name: str) -> bool:
+    """`scripted_strategy_names()` without building the set: a config checks every member's policy."""
+    from societas.agents.scripted import STRATEGIES
+
+    return name in STRATEGIES or any(name in getattr(module, table) for module, table, _, _ in _families())
+
+
 def describe_scripted_strategies() -> dict[str, str]:
     """Name -> one-line description of every scripted strategy, family by family (for `societas list`)."""
     from societas.agents.scripted import describe_strategies
@@ -77,6 +84,8 @@ def check_policy(policy: str) -> None:
     if policy in ("llm", "human"):
         return
     if kind == "scripted":
+        if _is_scripted_strategy(name):
+            return
         known = scripted_strategy_names()
         if name not in known:
             registry.load_plugins()  # an installed plug-in may add it

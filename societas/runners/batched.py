@@ -33,7 +33,10 @@ from societas.societies.society import EpisodeSpec
 
 @dataclass(slots=True)
 class BatchOutput:
-    """Whole episodes as Arrow tables, ready to be one Parquet part."""
+    """Whole episodes as Arrow tables, ready to be one Parquet part.
+
+    The events' string columns are dictionary arrays (`EVENT_SCHEMA`'s strings, each held once).
+    """
 
     keys: list[tuple[int, int]]
     events: pa.Table
@@ -91,8 +94,15 @@ def split(episodes: Iterable[EpisodeSpec]) -> tuple[list[list[EpisodeSpec]], lis
     return list(groups.values()), rest
 
 
-def _strings(values: list[str | None], index: np.ndarray) -> pa.Array:
-    return pa.array(values, pa.string()).take(pa.array(index))
+def _strings(values: list[str], index: np.ndarray) -> pa.Array:
+    """values[index] as a dictionary column: the strings once, a code per row (the writer hashes nothing).
+
+    Written to Parquet as the string column of `EVENT_SCHEMA` and read back as one (`rundir`).
+    """
+    unique = list(dict.fromkeys(values))
+    code = {v: i for i, v in enumerate(unique)}
+    codes = np.array([code[v] for v in values], dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(codes[index]), pa.array(unique, pa.string()))
 
 
 def play_group(specs: list[EpisodeSpec], ctx: RunContext, cache: dict[Any, pa.Array] | None = None
@@ -158,8 +168,12 @@ def _constant(cache: dict[Any, pa.Array], value: Any, n: int, type_: pa.DataType
     """A column of n equal values (None: nulls), shared by the chunks of one play (arrays are immutable)."""
     key = (value, n, str(type_))
     if key not in cache:
-        cache[key] = pa.nulls(n, type_) if value is None else \
-            pa.array([value], type_).take(pa.array(np.zeros(n, dtype=np.int64)))
+        if value is None:
+            cache[key] = pa.nulls(n, type_)
+        elif type_ == pa.string():
+            cache[key] = _strings([value], np.zeros(n, dtype=np.int32))
+        else:
+            cache[key] = pa.array([value], type_).take(pa.array(np.zeros(n, dtype=np.int64)))
     return cache[key]
 
 
@@ -204,10 +218,10 @@ def _output(specs: list[EpisodeSpec], ctx: RunContext, env: RepeatedMatrixGame, 
         "cache_hit": _constant(cache, False, n, pa.bool_()),
     }
     events = pa.table([columns[f.name] if f.name in columns else _constant(cache, None, n, f.type)
-                       for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
+                       for f in EVENT_SCHEMA], names=EVENT_SCHEMA.names)
     seat_player = np.arange(players)
     episodes = pa.table({
-        "run_id": _strings([ctx.run_id], np.zeros(players, dtype=np.int64)),
+        "run_id": pa.array([ctx.run_id], pa.string()).take(pa.array(np.zeros(players, dtype=np.int64))),
         "phase": pa.array(phases[seat_player // 2]),
         "episode": pa.array(indices[seat_player // 2]),
         "seat": pa.array((seat_player % 2).astype(np.int32)),

@@ -26,7 +26,7 @@ from societas.runners.rundir import EPISODE_SCHEMA, EVENT_SCHEMA, LLM_CALL_SCHEM
 from societas.runners.seats import SeatAnnouncer, print_seats, serve_seats
 from societas.runners.stopping import RunInterrupted, RunStopped, record_stop, world_write_error
 from societas.runners.tally import RunTally
-from societas.societies.society import PhasedSociety, make_society
+from societas.societies.society import PhasedSociety, Society, make_society
 from societas.types import FALLBACK_LIMIT
 
 if TYPE_CHECKING:
@@ -207,6 +207,8 @@ async def _play_phases(config: ExperimentConfig, rd: RunDirectory, progress: boo
                 raise
             bar.close()
             write()
+            if type(society) is Society:
+                continue  # a tournament changes nothing between phases: its episodes are not read back
             # The society's next state depends only on what is on disk, so a
             # resume re-derives it exactly.
             lineage = society.update(phase, rd.read_episodes(phase).to_pandas())

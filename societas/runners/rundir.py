@@ -292,8 +292,11 @@ _STATISTICS = ("phase", "episode", "round", "seat")
 
 
 def _write_table(table: pa.Table, path: Path) -> None:
+    """One part, atomically. Dictionary columns (the batched path's strings, each written once) go
+    without the Arrow schema in the file, so they read back as the plain strings of their schema."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd",
+    encoded = any(pa.types.is_dictionary(t) for t in table.schema.types)
+    pq.write_table(table, tmp, compression="zstd", store_schema=not encoded,
                    write_statistics=[c for c in _STATISTICS if c in table.column_names])
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
