@@ -1,6 +1,7 @@
 """Do `hf:` and llama.cpp's server make the same decisions at temperature 0, on the same GGUF?
 
     python benchmarks/engine_agreement.py [--rounds 4] [--scripted 4] [--model-file F.gguf] [--vllm]
+    python benchmarks/engine_agreement.py --form discriminating [--model-file F.gguf]
 
 1. Plays a small PD tournament (the bundled pd_tournament study in a small form: its two
    language-model members, the first `--scripted` other members, `--rounds` rounds) through
@@ -17,6 +18,15 @@
                           reply does (its quantised arithmetic ranks them apart from hf's float32)
      scoring vs generation  llama.cpp's own scores rank the options as hf does, its reply does not
                           (how the server generates: sampler settings, grammar, stopping)
+
+With --form discriminating no tournament is played: both engines answer the same fixed set of
+prompts on which the model's choices differ (`agreement_form`: 2x2 games of many payoff
+structures with random letters, the Battle of the Sexes, the PD with its letters swapped, the
+theory-of-mind battery, and the matrix questions with their options listed the other way
+round). It prints, per family, how hf's choices spread over the listed positions and how often
+the engines agree; both engines' margins (hf's from its option scores, llama.cpp's from the
+server's token log-probabilities of the same reply); agreement by hf's margin; and the cause of
+each disagreement, as above.
 
 With --vllm the tournament is played a third time, through a vLLM server on the GGUF converted
 for transformers (`live_table.engine_config`; the server command is $SOCIETAS_VLLM_COMMAND), and
@@ -211,21 +221,28 @@ def cooperation(run: Any) -> dict[str, float]:
     return {agent: float(group["cooperated"].astype(float).mean()) for agent, group in lm.groupby("agent")}
 
 
-def conditions(path: Path, data: dict[str, Any]) -> str:
+def conditions(path: Path, data: dict[str, Any] | None) -> str:
+    import os
+
     import llama_cpp
     import torch
     import transformers
 
-    pop = ", ".join(m["name"] for m in data["population"])
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.processor() or platform.machine()}, "
+    head = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.processor() or platform.machine()}, "
             f"Python {platform.python_version()}, torch {torch.__version__}, transformers "
-            f"{transformers.__version__}, llama-cpp-python {llama_cpp.__version__}\n"
-            f"model {path.name}; PD tournament, {data['environment']['params']['rounds']} rounds, "
-            f"members: {pop}; temperature {data['llm'].get('temperature', 0)}")
+            f"{transformers.__version__}, llama-cpp-python {llama_cpp.__version__}; load average "
+            + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f"\nmodel {path.name}; ")
+    if data is None:
+        return head + "discriminating form, temperature 0"
+    pop = ", ".join(m["name"] for m in data["population"])
+    return head + (f"PD tournament, {data['environment']['params']['rounds']} rounds, "
+                   f"members: {pop}; temperature {data['llm'].get('temperature', 0)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--form", choices=("pd", "discriminating"), default="pd",
+                        help="pd: play the PD tournament; discriminating: a fixed prompt set whose choices differ")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--scripted", type=int, default=4, help="scripted/replay members kept beside the two LLMs")
     parser.add_argument("--model-file", type=Path, default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
@@ -237,6 +254,12 @@ def main() -> None:
     from societas.llm.models import smollm2_path
 
     path = (args.model_file or smollm2_path()).resolve()
+    if args.form == "discriminating":
+        from agreement_form import run
+
+        print(conditions(path, None))
+        run(path, diagnose_all=args.margins)
+        return
     data = tournament(args.rounds, args.scripted)
     print(conditions(path, data))
     if args.vllm:
