@@ -26,6 +26,7 @@ import re
 import time
 import urllib.request
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -49,24 +50,39 @@ _ERROR_CHARS = 300
 _VALIDATION = re.compile(r"validation error|Input should be")
 _SECRET = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-*.]{4,}")
 
-# Per event loop: one in-flight gate per base URL, and the structured-output dialect
-# detected for it. Keyed weakly by loop so finished loops take theirs along.
+# Per event loop: one in-flight gate per base URL. Keyed weakly by loop so finished
+# loops take theirs along (as _LoopMemo's values are).
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AdaptiveGate]] = (
     weakref.WeakKeyDictionary()
 )
-_DETECTED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ConstraintMode]] = (
-    weakref.WeakKeyDictionary()
-)
-_DETECT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
-# Per event loop: who owns each model GET /models lists, per base URL (None: it lists none).
-_OWNERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[Any] | None]] = (
-    weakref.WeakKeyDictionary()
-)
-_OWNER_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+
+
+class _LoopMemo:
+    """A value per event loop and base URL, made once by whichever task asks first."""
+
+    def __init__(self) -> None:
+        self._values: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def get(self, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        loop = asyncio.get_running_loop()
+        known = self._values.setdefault(loop, {})
+        if key in known:
+            return known[key]
+        async with self._locks.setdefault(loop, {}).setdefault(key, asyncio.Lock()):
+            if key not in known:
+                known[key] = await make()
+        return known[key]
+
+
+# The structured-output dialect detected for each base URL, and who owns each model its
+# GET /models lists (None: it lists none).
+_DETECTED = _LoopMemo()
+_OWNERS = _LoopMemo()
 
 
 def endpoint_gate(base_url: str, max_in_flight: int, *, min_in_flight: int = 1,
@@ -312,15 +328,7 @@ class OpenAIChatModel:
         mode = self.options.structured_outputs
         if mode != "auto":
             return mode
-        loop = asyncio.get_running_loop()
-        detected = _DETECTED.setdefault(loop, {})
-        if self.base_url in detected:
-            return detected[self.base_url]
-        lock = _DETECT_LOCKS.setdefault(loop, {}).setdefault(self.base_url, asyncio.Lock())
-        async with lock:
-            if self.base_url not in detected:
-                detected[self.base_url] = await self._detect()
-        return detected[self.base_url]
+        return await _DETECTED.get(self.base_url, self._detect)
 
     async def _detect(self) -> ConstraintMode:
         fallback: ConstraintMode = "json_schema" if is_openai_url(self.base_url) else "none"
@@ -331,15 +339,7 @@ class OpenAIChatModel:
 
     async def owners(self) -> list[Any] | None:
         """Who owns each model the endpoint lists (GET /models, asked once per loop); None: it lists none."""
-        loop = asyncio.get_running_loop()
-        known = _OWNERS.setdefault(loop, {})
-        if self.base_url in known:
-            return known[self.base_url]
-        lock = _OWNER_LOCKS.setdefault(loop, {}).setdefault(self.base_url, asyncio.Lock())
-        async with lock:
-            if self.base_url not in known:
-                known[self.base_url] = await self._list_owners()
-        return known[self.base_url]
+        return await _OWNERS.get(self.base_url, self._list_owners)
 
     async def _list_owners(self) -> list[Any] | None:
         if self.options.transport == "direct":
