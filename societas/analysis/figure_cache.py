@@ -27,15 +27,14 @@ from importlib import metadata
 from pathlib import Path
 
 import societas
+from societas.cache_dir import cache_dir
 
 RUN_FILES = ("config.yaml", "summary.json", "events", "llm_calls", "episodes", "lineage")
 """What a run's figures are drawn from: its config, summary and tables (their Parquet parts)."""
 
 
 def cache_root() -> Path:
-    root = os.environ.get("SOCIETAS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "societas")
-    return Path(root) / "figures"
+    return cache_dir() / "figures"
 
 
 @cache

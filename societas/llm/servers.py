@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlparse
 
+from societas.cache_dir import cache_dir
 from societas.llm.base import ModelError
 from societas.llm.server_process import (
     LaunchSpec,
@@ -282,9 +283,7 @@ class AttachLauncher:
 
 def default_log_root() -> Path:
     """Where server logs go unless `log_dir` is set: beside the response cache."""
-    root = os.environ.get("SOCIETAS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "societas")
-    return Path(root) / "servers"
+    return cache_dir() / "servers"
 
 
 def use_ray(placement: Placement) -> bool:

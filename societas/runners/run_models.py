@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from societas.cache_dir import cache_dir
 from societas.config import ExperimentConfig
 from societas.llm.base import ChatModel
 from societas.llm.specs import ModelOptions, parse_model_spec
@@ -30,9 +30,7 @@ async def probe_models(models: Mapping[str, ChatModel]) -> None:
 
 def default_cache_path() -> Path:
     """Where model replies are cached unless a config names a file."""
-    root = os.environ.get("SOCIETAS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "societas")
-    return Path(root) / "responses.sqlite"
+    return cache_dir() / "responses.sqlite"
 
 
 def model_options(config: ExperimentConfig, spec: str) -> ModelOptions:
