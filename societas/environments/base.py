@@ -1,9 +1,38 @@
-"""What the bundled games share beyond PettingZoo's ParallelEnv."""
+"""What the bundled games share beyond PettingZoo's ParallelEnv: the space lookups and number reading."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
+
+
+def read_number(agent: str, value: Any, *, expected: str = "a number") -> float:
+    """A numeric action as a float: a real number, or a numeric string (surrounding space and a
+    closing full stop ignored, as language models write them).
+
+    One reading for every game that takes numbers, so they accept and refuse the same
+    things with the same words: bools, None, NaN and non-numbers raise ValueError naming
+    `agent`; `expected` is what a bad string is told to be instead.
+    """
+    if isinstance(value, str):
+        try:
+            number = float(value.strip().rstrip(".").strip())
+        except ValueError:
+            raise ValueError(f"invalid action {value!r} for {agent}: expected {expected}") from None
+    elif isinstance(value, (bool, np.bool_)) or value is None:
+        raise ValueError(f"invalid action {value!r} for {agent}: expected a number")
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"invalid action {value!r} for {agent}: expected a number") from None
+    if math.isnan(number):
+        raise ValueError(f"invalid action {value!r} for {agent}: expected a number, got NaN")
+    return number
 
 
 class GameEnv(ParallelEnv):

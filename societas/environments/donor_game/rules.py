@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from societas.environments.base import read_number
 from societas.environments.donor_game.params import REFUSE
 from societas.environments.donor_game.prompts import _read_strategy, _units
 from societas.types import ActionSpec
@@ -175,24 +175,10 @@ def _round_step(env: DonorGame, actions: Mapping[str, Any], rewards: dict[str, f
 
 def _read_action(env: DonorGame, agent: str, value: Any, res: float) -> tuple[str, float]:
     """("donate" | "punish" | "refuse", units), clipped into the decision's range."""
-    if isinstance(value, str):
-        text = value.strip().rstrip(".").strip()
-        if env.variant == "partner_choice" and text.lower().startswith(REFUSE):
-            return "refuse", 0.0
-        try:
-            number = float(text)
-        except ValueError:
-            expected = "a number or 'refuse'" if env.variant == "partner_choice" else "a number"
-            raise ValueError(f"invalid action {value!r} for {agent}: expected {expected}") from None
-    elif isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"invalid action {value!r} for {agent}: expected a number")
-    else:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"invalid action {value!r} for {agent}: expected a number") from None
-    if math.isnan(number):
-        raise ValueError(f"invalid action {value!r} for {agent}: expected a number, got NaN")
+    choosing = env.variant == "partner_choice"
+    if choosing and isinstance(value, str) and value.strip().rstrip(".").strip().lower().startswith(REFUSE):
+        return "refuse", 0.0
+    number = read_number(agent, value, expected="a number or 'refuse'" if choosing else "a number")
     if number < 0.0 and env.variant == "punishment":
         return "punish", min(-number, res / env.punish_cost)
     return "donate", min(max(number, 0.0), res)
