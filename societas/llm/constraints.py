@@ -14,7 +14,8 @@ Numbers under vLLM are constrained with a regex rather than a JSON schema, so
 the reply stays plain text and a spec with an `answer_marker` keeps room for
 reasoning before the marker. A small integer range (at most
 `MAX_ENUMERATED_INTEGERS` values) is enumerated, which pins the range exactly;
-a larger integer range or a real range bounds the sign and the number of
+a real range with fewer whole numbers has its whole parts enumerated (0..10 admits
+"9.75" and "10.0", not "10.5"); a larger range bounds the sign and the number of
 digits, and `ActionSpec.parse` checks the bounds.
 """
 
@@ -68,12 +69,33 @@ def number_regex(spec: ActionSpec) -> str:
         if 0 <= last - first < MAX_ENUMERATED_INTEGERS:
             values = [str(v) for v in range(first, last + 1)]
             return values[0] if len(values) == 1 else "(?:" + "|".join(values) + ")"
+    elif hi >= 0 and math.floor(max(hi, -lo)) < MAX_ENUMERATED_INTEGERS:
+        return _real_regex(lo, hi)
     sign = "-?" if lo < 0 else ""
     width = max(_digits(lo), _digits(hi))
     body = sign + r"\d{1," + str(width) + "}"
     if spec.kind == "real":
         body += r"(?:\.\d{1," + str(REAL_DECIMALS) + "})?"
     return body
+
+
+_DECIMALS = r"(?:\.\d{1," + str(REAL_DECIMALS) + "})?"
+
+
+def _magnitudes(low: float, top: float) -> str:
+    """Decimal numbers from about `low` to `top` (both >= 0): whole parts enumerated, so the
+    integer part is exact; the decimals of the lowest and of a fractional top are not bounded."""
+    whole = [str(v) for v in range(math.floor(low), math.floor(top))]
+    last = str(math.floor(top)) + (r"(?:\.0{1," + str(REAL_DECIMALS) + "})?" if float(top).is_integer() else _DECIMALS)
+    if not whole:
+        return last
+    return "(?:(?:" + "|".join(whole) + ")" + _DECIMALS + "|" + last + ")"
+
+
+def _real_regex(lo: float, hi: float) -> str:
+    if lo >= 0:
+        return _magnitudes(lo, hi)
+    return "(?:-" + _magnitudes(0.0, -lo) + "|" + _magnitudes(0.0, hi) + ")"
 
 
 _LEAD_MAX = 40

@@ -20,12 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 try:
+    import llguidance  # noqa: F401  (grammars for generated answers)
     import torch
     import transformers  # noqa: F401  (the extra's other half: fail here with the install hint)
 except ImportError as exc:  # exercised only without the extra
     from societas.errors import MissingExtra
 
-    raise MissingExtra("hf: model specs (torch and transformers)", "hf") from exc
+    raise MissingExtra("hf: model specs (torch, transformers and llguidance)", "hf") from exc
 
 from societas.llm.base import ChatRequest, ChatResult, ModelError
 from societas.llm.hf_generate import DEFAULT_MAX_TOKENS, HFGeneration
@@ -119,6 +120,7 @@ class HFChatModel(HFGeneration, HFScoring):
         self.model = None
         self.tokenizer = None
         self._reuse = None
+        self._grammar = None
         self.prefix.clear()
         if self.device.startswith("cuda") and torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -1,11 +1,13 @@
 """Free replies for the `hf:` backend: one left-padded greedy `generate` call per batch,
-with each sampled row drawing its tokens from its own seeded generator (RowSampler).
+with each sampled row drawing its tokens from its own seeded generator (RowSampler), and
+number, pattern and JSON answers held to their grammar (GrammarMask, societas.llm.hf_constrain).
 """
 
 from __future__ import annotations
 
 from transformers import GenerationConfig, LogitsProcessorList
 
+from societas.llm.hf_constrain import GrammarMask, GrammarTokenizer, answer_grammar
 from societas.llm.hf_load import HFModelBase, Outcome, Row
 from societas.llm.hf_sampling import RowSampler, request_seed
 
@@ -44,6 +46,10 @@ class HFGeneration(HFModelBase):
             max_new=max_new,
             eos_id=self._eos_ids[0] if self._eos_ids else None,
         )
+        processors = [sampler]
+        grammar = self._grammar_mask(rows, ids.shape[1])
+        if grammar is not None:
+            processors.insert(0, grammar)
         config = GenerationConfig(
             max_new_tokens=max(max_new),
             do_sample=False,
@@ -54,7 +60,7 @@ class HFGeneration(HFModelBase):
             eos_token_id=self._eos_ids or None,
         )
         out = self.model.generate(
-            **inputs, generation_config=config, logits_processor=LogitsProcessorList([sampler])
+            **inputs, generation_config=config, logits_processor=LogitsProcessorList(processors)
         )
         self.generate_calls += 1
         new_tokens = out[:, ids.shape[1] :].tolist()
@@ -75,3 +81,20 @@ class HFGeneration(HFModelBase):
             outcomes[row.index].prompt_tokens = len(row.prompt_ids)
             outcomes[row.index].cached_tokens = row.cached
             outcomes[row.index].completion_tokens = len(reply)
+
+    def _grammar_mask(self, rows: list[Row], prompt_width: int) -> GrammarMask | None:
+        """The grammar mask for a batch's constrained rows; None when no row has a grammar
+        (or `llm.structured_outputs: none` asks for unconstrained replies)."""
+        if self.options.structured_outputs == "none":
+            return None
+        grammars = [answer_grammar(r.request.constraint, r.request.max_tokens) for r in rows]
+        if not any(grammars):
+            return None
+        if self._grammar is None:
+            vocab = int(self.model.get_output_embeddings().weight.shape[0])
+            self._grammar = GrammarTokenizer(self.tokenizer, vocab, self._eos_ids)
+        matchers = [None if g is None else self._grammar.matcher(g) for g in grammars]
+        if not any(m is not None for m in matchers):
+            return None
+        return GrammarMask(prompt_width=prompt_width, matchers=matchers, eos_ids=self._eos_ids,
+                           vocab_size=self._grammar.vocab_size)

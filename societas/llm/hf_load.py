@@ -106,6 +106,7 @@ class HFModelBase:
         self._max_positions: int | None = None
         self.prefix = PrefixStore(int(options.hf_prefix_cache_mb) * 2**20)
         self._reuse: PrefixReuse | None = None
+        self._grammar: Any = None  # hf_constrain.GrammarTokenizer, built on the first constrained reply
         self._load_lock = threading.Lock()
 
     def load(self) -> None:

@@ -33,6 +33,7 @@ import shutil
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from societas.llm.constraints import number_regex
 from societas.llm.gbnf_regex import Unsupported, regex_to_gbnf
 from societas.types import ActionSpec
 
@@ -97,11 +98,10 @@ def _number_rule(spec: ActionSpec) -> str | None:
         first, last = math.ceil(lo), math.floor(hi)
         if 0 <= last - first < MAX_ENUMERATED:
             return " | ".join(gbnf_literal(str(v)) for v in range(first, last + 1))
+    if spec.kind == "real":  # the regex vLLM and hf: hold, whole parts enumerated (constraints.number_regex)
+        return regex_to_gbnf(number_regex(spec))
     width = max(len(str(math.floor(abs(x)))) for x in (lo, hi))
-    body = ("\"-\"? " if lo < 0 else "") + "[0-9]" + " [0-9]?" * (max(1, width) - 1)
-    if spec.kind == "real":
-        body += ' ("." [0-9] [0-9]? [0-9]? [0-9]? [0-9]? [0-9]?)?'
-    return body
+    return ("\"-\"? " if lo < 0 else "") + "[0-9]" + " [0-9]?" * (max(1, width) - 1)
 
 
 DEFAULT_MAX_TOKENS = 256

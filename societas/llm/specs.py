@@ -252,10 +252,14 @@ def cache_salt(spec: ModelSpec, options: ModelOptions) -> str:
 
     The constraint mode decides whether an endpoint is constrained at all, so a run
     without constraints never replays one with them. `auto` (the default) keeps the
-    plain key, so caches written before stay valid for it. `hf:` constrains choices
-    the same way in every mode.
+    plain key, so caches written before stay valid for it. `hf:` scores choices the
+    same way in every mode and holds generated answers to a grammar unless the mode
+    is `none`: its constrained replies get their own key, apart from the unconstrained
+    ones its earlier versions cached.
     """
-    if spec.provider in ("hf", "fake") or options.structured_outputs == "auto":
+    if spec.provider == "hf":
+        return "" if options.structured_outputs == "none" else "hf_grammar=1"
+    if spec.provider == "fake" or options.structured_outputs == "auto":
         return ""
     return f"structured_outputs={options.structured_outputs}"
 

@@ -109,3 +109,18 @@ def test_reply_text_leaves_ignored_formats_alone() -> None:
 def test_unknown_mode_is_an_error() -> None:
     with pytest.raises(ValueError, match="vllm, json_schema, llamacpp, none"):
         request_body_extras(CHOICE, "guided")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 10), (0, 13.5), (-2.5, 10), (0, 1), (0.5, 0.8), (-20, 40)])
+def test_real_regex_admits_every_number_in_range_and_no_whole_part_beyond(lo: float, hi: float) -> None:
+    from societas.llm.constraints import number_regex
+
+    rx = number_regex(ActionSpec.real(lo, hi))
+    for k in range(int(lo * 100), int(hi * 100) + 1):
+        for text in {f"{k / 100:g}", f"{k / 100:.2f}"}:
+            assert re.fullmatch(rx, text), (rx, text)
+    top = int(hi) + 1
+    for text in (str(top), f"{top}.5", str(top + 10)):
+        assert not re.fullmatch(rx, text), (rx, text)
+    if lo < 0:
+        assert not re.fullmatch(rx, f"-{int(-lo) + 1}")
