@@ -4,13 +4,15 @@ A section turns a loaded run into `Table`s: a DataFrame, the columns shown
 with their labels and formats, notes, and the `Standing` of the agents the
 table covers (the share of their decisions that were invalid fallbacks, with
 "not interpretable" in words above `validity.FALLBACK_LIMIT`). The command
-line prints the tables; the report renders the same tables and adds its
-figures. So both show the same figures under the same names and intervals.
+line prints the tables; the report renders the same tables and adds the
+section's plots. So both show the same numbers under the same names and
+intervals.
 
 A study adds its section with `register(Section(...))`: `applies` says
 whether a run is one of its runs (checked in registration order, the first
-match wins), `build` returns its tables, and `columns` names the events
-columns that `build` and the report's figures for it read. The report and
+match wins), `build` returns its tables, `figures` the report's figures of
+them (drawn from the view's `data`), and `columns` names the events
+columns that `build` and those figures read. The report and
 `societas analyze` read only those (and the ones they read themselves) from
 the Parquet parts: on a run of a million decisions most columns, the
 strings above all, are never decoded. `applies` is asked before that read,
@@ -102,6 +104,8 @@ class Section:
     build: Callable[[Run], SectionView]
     columns: tuple[str, ...] | None = None
     """The events columns `build` and the report's figures of this section read; None: every column."""
+    figures: Callable[[Run, SectionView], str] | None = None
+    """The report's figures of a built view, as HTML after its tables (`report_html.figure`); None: tables only."""
 
 
 _SECTIONS: list[Section] = []

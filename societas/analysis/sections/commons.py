@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from societas.analysis.load import Run
 from societas.analysis.norms.commons import ENV, commons_runs, commons_summary, harvests, stock_table
+from societas.analysis.report_html import figure, plots
 from societas.analysis.sections import (
     Section,
     SectionView,
@@ -38,6 +39,18 @@ def build(run: Run) -> SectionView:
                        data={"harvests": rows, "runs": runs, "stock": stock_table(rows)})
 
 
+def figures(run: Run, view: SectionView) -> str:
+    """The stock month by month in every run, against the collapse level."""
+    stock, rows = view.data.get("stock"), view.data.get("harvests")
+    if stock is None or stock.empty:
+        return ""
+    collapse = float(rows["collapse"].iloc[0]) if rows is not None and not rows.empty else None
+    return figure(lambda: plots().stock_over_months(stock, collapse=collapse),
+                  "The stock at the start of each month in every run (the last point: what the final harvest "
+                  "left), coloured by the members' policies; dotted: the collapse level.", "stock over months")
+
+
 COLUMNS = ("env", "agent", "policy", "valid", "model", "info")
 
-register(Section(key="commons", title="Commons", applies=has_env(ENV), build=build, columns=COLUMNS))
+register(Section(key="commons", title="Commons", applies=has_env(ENV), build=build, columns=COLUMNS,
+                 figures=figures))

@@ -6,6 +6,7 @@ import pandas as pd
 
 from societas.analysis.donor import across_societies, generation_table, strategy_shares
 from societas.analysis.load import Run
+from societas.analysis.report_html import figure, html_table, integer, num, pct, plots
 from societas.analysis.sections import Section, SectionView, Table, agent_standing, fmt, has_env, register
 
 RESOURCES_FLOOR = 0.0
@@ -59,7 +60,43 @@ def build(run: Run) -> SectionView:
                        data={"table": table, "societies": societies})
 
 
+def figures(run: Run, view: SectionView) -> str:
+    """Resources and cooperation by generation, then the policies: how each fared, and their shares over time."""
+    table, societies = view.data.get("table"), view.data.get("societies", 0)
+    if table is None or table.empty:
+        return ""
+    out = figure(lambda: plots().resources_by_generation(table, ylabel="final resources per game (units)"),
+                 "Mean final resources per game in each generation"
+                 + ("; thin lines: single societies; band: 95% t interval across societies (cut at 0)."
+                    if societies > 1 else "."), "resources by generation")
+    out += figure(lambda: plots().resources_by_generation(table, metric="cooperation_rate",
+                                                          ylabel="donations above 0",
+                                                          title="Cooperation by generation", share=True),
+                  "Share of donation decisions giving more than 0"
+                  + ("; thin lines: single societies; band: 95% t interval." if societies > 1 else "."),
+                  "cooperation by generation")
+    if not run.lineage.empty:
+        out += _policies(run)
+    return out
+
+
+def _policies(run: Run) -> str:
+    lin = run.lineage
+    out = "<h3>Policies</h3>"
+    by_policy = lin.groupby("policy").agg(members=("agent", "size"), survived=("survived", "mean"),
+                                          total_reward=("total_reward", "mean")).reset_index()
+    out += html_table(by_policy.sort_values("members", ascending=False),
+                      formats={"members": integer, "survived": pct, "total_reward": num(1)},
+                      columns={"members": "member-generations", "survived": "survived selection",
+                               "total_reward": "mean total payoff"}, what="policies")
+    if lin["policy"].nunique() > 1:
+        out += figure(lambda: plots().strategy_shares(strategy_shares(lin)),
+                      "Share of each policy in the population per generation, all societies together.",
+                      "policy shares by generation")
+    return out
+
+
 COLUMNS = ("env", "round", "agent", "partner", "policy", "value", "valid", "retries", "model", "info")
 
 register(Section(key="generations", title="Generations", applies=has_env("donor-game"), build=build,
-                 columns=COLUMNS))
+                 columns=COLUMNS, figures=figures))

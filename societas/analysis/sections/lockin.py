@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from societas.analysis.load import Run
-from societas.analysis.lockin import DEFAULT_THRESHOLD, analyze_run, diversity_over_time
+from societas.analysis.lockin import DEFAULT_THRESHOLD, analyze_run, decisions, diversity_over_time
+from societas.analysis.report_html import figure, plots
 from societas.analysis.sections import Section, SectionView, Table, agent_standing, has_env, register
 
 
@@ -56,7 +57,30 @@ def build(run: Run) -> SectionView:
                        data={"rounds": rounds, "params": params, "lock": lock})
 
 
+def figures(run: Run, view: SectionView) -> str:
+    """The spread of stances over time per setting, and one run's stances round by round."""
+    rounds, params = view.data.get("rounds"), view.data.get("params")
+    if rounds is None or params is None or params.empty:
+        return ""
+    merged = rounds.merge(params[["phase", "episode", "setting"]], on=["phase", "episode"], how="left")
+    out = figure(lambda: plots().diversity_curve(merged, "round", "relative_diversity", group="setting",
+                                                 ylabel="relative spread of stances", title="Diversity over time"),
+                 "Spread of the humans' stances relative to the spread of their evidence, per setting; "
+                 "bands: 95% t interval over runs.", "diversity over time")
+    humans = decisions(run.events)
+    humans = humans[humans["role"] == "human"]
+    last = params.iloc[-1]
+    one = humans[(humans["phase"] == last["phase"]) & (humans["episode"] == last["episode"])]
+    if not one.empty:
+        out += figure(lambda: plots().belief_distribution(one, time="round", value="stance",
+                                                          value_range=tuple(last["scale"]),
+                                                          title=f"Stances over time: {last['setting']}"),
+                      "Share of humans per stance bin in each round of one run (the last setting), mean "
+                      "overlaid.", "belief distribution over time")
+    return out
+
+
 COLUMNS = ("env", "round", "agent", "policy", "action", "value", "valid", "model", "info")
 
 register(Section(key="lockin", title="Diversity and lock-in", applies=has_env("feedback-loop"), build=build,
-                 columns=COLUMNS))
+                 columns=COLUMNS, figures=figures))

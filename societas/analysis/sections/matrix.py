@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from societas.analysis.cooperation import agent_table, conditional_cooperation, coordination_rate
+from societas.analysis.cooperation import agent_table, conditional_cooperation, coordination_rate, paired_rounds
 from societas.analysis.load import Run
+from societas.analysis.report_html import figure, plots
 from societas.analysis.sections import Section, SectionView, Table, agent_standing, register, with_verdicts
+
+MAX_AGENT_PANELS = 16
+"""Up to this many agents get one cooperation panel each; more are grouped by policy kind."""
 
 
 def build(run: Run) -> SectionView:
@@ -46,8 +50,36 @@ def build(run: Run) -> SectionView:
                        data={"has_coop": has_coop})
 
 
+def figures(run: Run, view: SectionView) -> str:
+    """Cooperation (or, without a cooperative option, coordination) by round, and the payoff matrix."""
+    ev = run.events
+    group = "agent" if ev["agent"].nunique() <= MAX_AGENT_PANELS else "policy_kind"
+    per = group.replace("_", " ")
+    out = ""
+    if view.data.get("has_coop"):
+        out += figure(lambda: plots().cooperation_by_round(ev, group=group),
+                      f"Share of decisions that cooperated in each round, per {per}; "
+                      "bands: 95% Wilson intervals over decisions.", "cooperation by round")
+    elif (ev["env"] == "repeated-matrix-game").all():
+        paired = paired_rounds(ev)
+        if len(paired):
+            same = paired.assign(cooperated=paired["option"] == paired["partner_option"],
+                                 policy_kind=paired["agent"].map(ev.groupby("agent")["policy_kind"].first()))
+            out += figure(lambda: plots().cooperation_by_round(same, group=group, title="Coordination by round",
+                                                               ylabel="rounds coordinated"),
+                          f"Share of rounds in which both players chose the same option, per {per}; "
+                          "bands: 95% Wilson intervals over rounds.", "coordination by round")
+    if (ev["env"] == "repeated-matrix-game").all():
+        title = "Mean payoff per round: agent (row) against partner (column)"
+        out += figure(lambda: plots().payoff_matrix(ev, title=title),
+                      "Each cell: the row agent's mean payoff per round against the column partner, both seat "
+                      "orders pooled. Rows and columns are sorted by overall mean payoff.", "payoff matrix")
+    return out
+
+
 COLUMNS = ("run_id", "env", "game", "agent", "partner", "policy", "policy_kind", "option", "cooperated", "reward",
            "valid", "model")
 """What the agents' table and its figures read (the partner's moves, payoffs, panels per policy kind)."""
 
-register(Section(key="agents", title="Agents", applies=lambda run: True, build=build, columns=COLUMNS))
+register(Section(key="agents", title="Agents", applies=lambda run: True, build=build, columns=COLUMNS,
+                 figures=figures))

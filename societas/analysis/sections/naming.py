@@ -24,6 +24,7 @@ from societas.analysis.norms.naming import (
     winner_distribution,
     winning_convention,
 )
+from societas.analysis.report_html import figure, naming_plots, plots
 from societas.analysis.sections import Section, SectionView, Table, agent_standing, has_env, register
 from societas.analysis.validity import Standing, standing
 
@@ -181,6 +182,41 @@ def sweep_view(events: pd.DataFrame) -> SectionView | None:
                        data={"minority": curve, "critical": critical, "new_name": new})
 
 
+def figures(run: Run, view: SectionView) -> str:
+    """The winning name's share over time, time to consensus, the winning names, and adoption of a minority's."""
+    share, times, winners = view.data.get("share"), view.data.get("consensus"), view.data.get("winners")
+    if share is None or share.empty:
+        return ""
+    out = figure(lambda: naming_plots().convention_share(share),
+                 "Share of the answers in each population round (N interactions) that named the run's winning "
+                 "name (the most used over its last 3N interactions); line: median over runs, band: 10-90% of "
+                 "runs. A run that stopped at consensus is held at its last value.", "convention share over time")
+    if times is not None and times["consensus"].any():
+        out += figure(lambda: naming_plots().consensus_times(times),
+                      "Population rounds until the last 3N interactions all succeeded, per run; dashed: the "
+                      "median.", "time to consensus")
+    if winners is not None and not winners.empty:
+        w = view.data.get("names") or len(winners)
+        out += figure(lambda: plots().accuracy_bars(winners, "convention", "share", "ci_low", "ci_high", chance=1 / w,
+                                                    title="Winning names across runs"),
+                      "Share of the runs that reached consensus won by each name; whiskers: 95% Clopper-Pearson "
+                      "interval; dashed: 1/W, the share with no collective bias.", "winning names")
+    if view.data.get("new_name") is not None:
+        out += adoption_figure(view)
+    return out
+
+
+def adoption_figure(view: SectionView) -> str:
+    """The flip chance and mean adoption against the committed minority's size (a run's view or `sweep_view`)."""
+    curve, critical = view.data["minority"], view.data["critical"]
+    return figure(lambda: naming_plots().adoption_curve(curve, critical["critical"], view.data["new_name"]),
+                  "Per committed-minority size: the share of runs whose other players ended (last population "
+                  "round) with at least 95% adoption of the committed name, with its 95% Clopper-Pearson band, "
+                  "and their mean adoption; dotted: the critical minority, the smallest size flipping half the "
+                  "runs.", "adoption against the committed minority")
+
+
 COLUMNS = ("run_id", "env", "round", "agent", "partner", "policy", "action", "valid", "model")
 
-register(Section(key="naming", title="Naming game", applies=has_env(ENV), build=build, columns=COLUMNS))
+register(Section(key="naming", title="Naming game", applies=has_env(ENV), build=build, columns=COLUMNS,
+                 figures=figures))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from societas.analysis.load import Run
+from societas.analysis.report_html import figure, plots
 from societas.analysis.sections import (
     Section,
     SectionView,
@@ -38,8 +39,28 @@ def build(run: Run) -> SectionView:
                        data={"rounds": rounds})
 
 
+def figures(run: Run, view: SectionView) -> str:
+    """Regret and prediction accuracy over rounds, per player: theory of mind as it is acquired."""
+    rounds = view.data.get("rounds")
+    if rounds is None or rounds.empty:
+        return ""
+    # Regret per round by player, over every partner and episode: functional ToM as it is acquired.
+    out = figure(lambda: plots().diversity_curve(rounds, "round", "regret", group="agent",
+                                                 ylabel="regret vs best response", title="Regret over rounds"),
+                 "Mean regret per round against the best response to the partner's policy, all partners; "
+                 "bands: 95% t interval.", "regret over rounds")
+    predicted = rounds.dropna(subset=["correct"]).assign(correct=lambda d: d["correct"].astype(float))
+    if not predicted.empty:
+        out += figure(lambda: plots().diversity_curve(predicted, "round", "correct", group="agent",
+                                                      ylabel="predictions correct",
+                                                      title="Prediction accuracy over rounds"),
+                      "Share of correct predictions of the partner's next move per round, all partners.",
+                      "prediction accuracy over rounds")
+    return out
+
+
 COLUMNS = ("env", "game", "round", "agent", "partner", "policy", "action", "option", "prediction",
            "prediction_valid", "reward", "valid", "model", "info")
 
 register(Section(key="partner", title="Partner adaptation", applies=has_env("partner-adaptation"), build=build,
-                 columns=COLUMNS))
+                 columns=COLUMNS, figures=figures))

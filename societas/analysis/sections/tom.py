@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from societas.analysis.load import Run
+from societas.analysis.report_html import figure, plots
 from societas.analysis.sections import (
     Section,
     SectionView,
@@ -62,10 +63,22 @@ def actors(run: Run) -> SectionView:
                                      standing=st)])
 
 
+def observer_figures(run: Run, view: SectionView) -> str:
+    """The observers' accuracy per question category, with its intervals."""
+    acc = view.data.get("accuracy")
+    if acc is None or acc.empty:
+        return ""
+    frame = acc.assign(label=acc["agent"] + ": " + acc["category"].str.replace("_", " "))
+    return figure(lambda: plots().accuracy_bars(frame, "label", "accuracy", "ci_low", "ci_high",
+                                                title="Observer accuracy by question category"),
+                  "Share of questions answered as the belief oracle does; whiskers: 95% bootstrap interval.",
+                  "accuracy by category")
+
+
 OBSERVER_COLUMNS = ("env", "round", "agent", "policy", "action", "valid", "model", "info")
 ACTOR_COLUMNS = ("env", "agent", "valid", "model")
 
 register(Section(key="tom", title="Theory of mind", applies=has_env("tom-observer"), build=observers,
-                 columns=OBSERVER_COLUMNS))
+                 columns=OBSERVER_COLUMNS, figures=observer_figures))
 register(Section(key="actors", title="Actors", applies=has_env("tom-gridworld"), build=actors,
                  columns=ACTOR_COLUMNS))
