@@ -12,26 +12,23 @@ llama.cpp honours neither: it gets a GBNF grammar or a `json_object` schema
 
 Numbers under vLLM are constrained with a regex rather than a JSON schema, so
 the reply stays plain text and a spec with an `answer_marker` keeps room for
-reasoning before the marker. A small integer range (at most
-`MAX_ENUMERATED_INTEGERS` values) is enumerated, which pins the range exactly;
-a real range with fewer whole numbers has its whole parts enumerated (0..10 admits
-"9.75" and "10.0", not "10.5"); a larger range bounds the sign and the number of
-digits, and `ActionSpec.parse` checks the bounds.
+reasoning before the marker; `societas.number_regex` says how a range is written.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from societas.number_regex import MAX_ENUMERATED_INTEGERS, REAL_DECIMALS, range_regex
 from societas.types import ActionSpec
+
+__all__ = ["MAX_ENUMERATED_INTEGERS", "REAL_DECIMALS", "answer_lead", "escape_regex", "number_regex",
+           "reply_text", "request_body_extras"]
 
 ConstraintMode = Literal["vllm", "json_schema", "llamacpp", "none"]
 
-MAX_ENUMERATED_INTEGERS = 200
-REAL_DECIMALS = 6
 # Characters with a meaning in regex syntax. Escaping only these (unlike
 # re.escape, which also escapes spaces and hyphens) keeps the patterns within
 # the plain dialect that vLLM's grammar backends accept.
@@ -55,47 +52,11 @@ def _strip_anchors(pattern: str) -> str:
     return pattern
 
 
-def _digits(x: float) -> int:
-    return max(1, len(str(math.floor(abs(x)))))
-
-
 def number_regex(spec: ActionSpec) -> str:
     """A regex for the numbers an integer or real spec accepts (see the module docstring)."""
     if spec.kind not in ("integer", "real") or spec.minimum is None or spec.maximum is None:
         raise ValueError(f"number_regex needs an integer or real ActionSpec, got kind={spec.kind!r}")
-    lo, hi = spec.minimum, spec.maximum
-    if spec.kind == "integer":
-        first, last = math.ceil(lo), math.floor(hi)
-        if 0 <= last - first < MAX_ENUMERATED_INTEGERS:
-            values = [str(v) for v in range(first, last + 1)]
-            return values[0] if len(values) == 1 else "(?:" + "|".join(values) + ")"
-    elif hi >= 0 and math.floor(max(hi, -lo)) < MAX_ENUMERATED_INTEGERS:
-        return _real_regex(lo, hi)
-    sign = "-?" if lo < 0 else ""
-    width = max(_digits(lo), _digits(hi))
-    body = sign + r"\d{1," + str(width) + "}"
-    if spec.kind == "real":
-        body += r"(?:\.\d{1," + str(REAL_DECIMALS) + "})?"
-    return body
-
-
-_DECIMALS = r"(?:\.\d{1," + str(REAL_DECIMALS) + "})?"
-
-
-def _magnitudes(low: float, top: float) -> str:
-    """Decimal numbers from about `low` to `top` (both >= 0): whole parts enumerated, so the
-    integer part is exact; the decimals of the lowest and of a fractional top are not bounded."""
-    whole = [str(v) for v in range(math.floor(low), math.floor(top))]
-    last = str(math.floor(top)) + (r"(?:\.0{1," + str(REAL_DECIMALS) + "})?" if float(top).is_integer() else _DECIMALS)
-    if not whole:
-        return last
-    return "(?:(?:" + "|".join(whole) + ")" + _DECIMALS + "|" + last + ")"
-
-
-def _real_regex(lo: float, hi: float) -> str:
-    if lo >= 0:
-        return _magnitudes(lo, hi)
-    return "(?:-" + _magnitudes(0.0, -lo) + "|" + _magnitudes(0.0, hi) + ")"
+    return range_regex(spec.minimum, spec.maximum, integer=spec.kind == "integer")
 
 
 _LEAD_MAX = 40

@@ -56,7 +56,7 @@ def test_fake_random_answers_every_bundled_config_validly(name: str, tmp_path: P
 
 def test_retry_reasons_for_patterns_are_words_not_regular_expressions() -> None:
     from societas.environments import make
-    from societas.environments.donor_game import REFUSE_PATTERN
+    from societas.environments.donor_game.params import refuse_pattern
     from societas.environments.feedback_loop import STATEMENT_PATTERN
     from societas.types import ActionSpec, InvalidAction
 
@@ -65,10 +65,24 @@ def test_retry_reasons_for_patterns_are_words_not_regular_expressions() -> None:
     donor = make("donor-game", variant="partner_choice", num_agents=4)
     donor.reset(seed=0)
     for spec, pattern, words in ((loop._spec, STATEMENT_PATTERN, "|"),
-                                 (donor._spec(10.0), REFUSE_PATTERN, "Refuse to play")):
+                                 (donor._spec(10.0), refuse_pattern(10.0), "Refuse to play")):
         assert spec.kind == "regex" and spec.pattern == pattern
         with pytest.raises(InvalidAction) as err:
             spec.parse("Answer: ???")
         assert pattern not in str(err.value) and "[" not in str(err.value) and words in str(err.value), err.value
     with pytest.raises(InvalidAction, match="form the question asks for"):  # no description: still no pattern
         ActionSpec(kind="regex", pattern=r"[a-z]{3}\d").parse("x")
+
+
+def test_partner_choice_amounts_beyond_the_resources_are_retried_not_clipped() -> None:
+    from societas.environments import make
+    from societas.types import InvalidAction
+
+    donor = make("donor-game", variant="partner_choice", num_agents=4)
+    donor.reset(seed=0)
+    spec = donor._spec(10.0)
+    assert spec.parse("Answer: 7.5") == "7.5" and spec.parse("Answer: Refuse to play") == "Refuse to play"
+    assert spec.parse("Answer: 10.") == "10."
+    with pytest.raises(InvalidAction) as err:
+        spec.parse("Answer: 30.")
+    assert "from 0 to 10" in str(err.value)

@@ -18,12 +18,12 @@ from societas.environments.donor_game.params import (
     GRAPH_KINDS,
     PAIRINGS,
     REFUSE,
-    REFUSE_PATTERN,
     VARIANTS,
     _check_graph,
     _check_inherited,
     _check_new,
     _check_strategies,
+    refuse_pattern,
 )
 from societas.environments.donor_game.prompts import (
     _STRATEGY_SPEC,
@@ -441,9 +441,10 @@ class DonorGame(GameEnv):
         spec = self._spec_cache.get(resources)
         if spec is None:
             if self.variant == "partner_choice":
-                spec = ActionSpec(kind="regex", pattern=REFUSE_PATTERN, default="0", answer_marker="Answer:",
-                                  description='the amount you donate (a number) or "Refuse to play", after '
-                                              '"Answer:"')
+                spec = ActionSpec(kind="regex", pattern=refuse_pattern(resources), default="0",
+                                  answer_marker="Answer:",
+                                  description=f'the amount you donate (a number from 0 to {resources:g}) or '
+                                              '"Refuse to play", after "Answer:"')
             elif self.variant == "punishment":
                 spec = ActionSpec.real(-(resources / self.punish_cost), resources, default=0.0,
                                        answer_marker="Answer:")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from societas.environments.params import check_int as _int
 from societas.environments.params import check_real as _real
+from societas.number_regex import range_regex
 
 if TYPE_CHECKING:
     from societas.environments.donor_game.env import DonorGame
@@ -24,6 +25,13 @@ GRAPH_KINDS: dict[str, dict[str, Any]] = {
 REFUSE = "refuse"
 """The canonical refusal in the partner-choice variant (the prompt says "Refuse to play")."""
 REFUSE_PATTERN = r"(?:[Rr]efuse(?: to play)?|[0-9]+(?:\.[0-9]+)?)\.?"
+"""A partner-choice answer in any amount; a decision's own pattern bounds it (`refuse_pattern`)."""
+
+
+def refuse_pattern(resources: float) -> str:
+    """A partner-choice answer: a refusal, or an amount from 0 to the donor's `resources`, so an
+    amount beyond them is retried as a real range's is, not clipped in silence."""
+    return r"(?:[Rr]efuse(?: to play)?|" + range_regex(0.0, resources) + r")\.?"
 STRATEGY_MARKER = "My strategy will be"
 MAX_STRATEGY_CHARS = 2000
 """Longest strategy kept (longer ones are cut): every donation prompt repeats it."""
