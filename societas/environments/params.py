@@ -7,6 +7,7 @@ loader turns that into its one-line error.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -43,3 +44,32 @@ def check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be true or false, got {value!r}")
     return bool(value)
+
+
+def check_graph_params(params: Any, defaults: Mapping[str, Any], *, graph: str, size: int | None,
+                       size_name: str, p_may_be_none: bool = False) -> dict[str, Any]:
+    """A contact graph's parameters over its defaults: known keys only, `p` a probability and `k`
+    (a ring lattice's neighbours) at least 2 and below the population `size` when one is given.
+
+    `graph` names the graph in messages ("graph 'ring'"); `p_may_be_none` lets `p` stay None
+    where None means a default computed later.
+    """
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise ValueError(f"graph_params must be a mapping such as {{'p': 0.1}}, got {params!r}")
+    unknown = [k for k in params if k not in defaults]
+    if unknown:
+        accepted = ", ".join(defaults) or "none"
+        raise ValueError(f"graph_params: unknown key(s) {', '.join(map(repr, unknown))} for {graph}; "
+                         f"accepted: {accepted}")
+    out = dict(defaults, **params)
+    if "p" in out and not (p_may_be_none and out["p"] is None):
+        out["p"] = check_real("graph_params['p']", out["p"], 0.0)
+        if out["p"] > 1.0:
+            raise ValueError(f"graph_params['p'] must be a probability in [0, 1], got {out['p']!r}")
+    if "k" in out:
+        out["k"] = check_int("graph_params['k']", out["k"], 2)
+        if size is not None and out["k"] >= size:
+            raise ValueError(f"graph_params['k'] must be below {size_name} ({size}), got {out['k']}")
+    return out

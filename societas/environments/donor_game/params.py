@@ -6,8 +6,7 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from societas.environments.params import check_int as _int
-from societas.environments.params import check_real as _real
+from societas.environments.params import check_graph_params
 from societas.number_regex import range_regex
 
 if TYPE_CHECKING:
@@ -53,28 +52,11 @@ def _clean(text: str) -> str:
 
 
 def _check_graph(env: DonorGame, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    defaults = GRAPH_KINDS[env.graph_kind]
-    if params is None:
-        params = {}
-    if not isinstance(params, Mapping):
-        raise ValueError(f"graph_params must be a mapping such as {{'p': 0.1}}, got {params!r}")
-    if params and env.pairing != "graph":
+    if params and isinstance(params, Mapping) and env.pairing != "graph":
         raise ValueError(f"graph_params only apply to pairing='graph' (pairing is {env.pairing!r})")
-    unknown = [k for k in params if k not in defaults]
-    if unknown:
-        accepted = ", ".join(defaults) or "none"
-        raise ValueError(f"graph_params: unknown key(s) {', '.join(map(repr, unknown))} for graph_kind "
-                         f"{env.graph_kind!r}; accepted: {accepted}")
-    out = dict(defaults, **params)
-    if "p" in out and out["p"] is not None:
-        out["p"] = _real("graph_params['p']", out["p"], 0.0)
-        if out["p"] > 1.0:
-            raise ValueError(f"graph_params['p'] must be a probability in [0, 1], got {out['p']!r}")
-    if "k" in out:
-        out["k"] = _int("graph_params['k']", out["k"], 2)
-        if env.pairing == "graph" and out["k"] >= env._n:
-            raise ValueError(f"graph_params['k'] must be below num_agents ({env._n}), got {out['k']}")
-    return out
+    return check_graph_params(params, GRAPH_KINDS[env.graph_kind], graph=f"graph_kind {env.graph_kind!r}",
+                              size=env._n if env.pairing == "graph" else None, size_name="num_agents",
+                              p_may_be_none=True)
 
 
 def _check_ids(env: DonorGame, name: str, ids: Iterable[Any]) -> list[int]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from societas.environments.params import check_int as _int
+from societas.environments.params import check_graph_params
 from societas.environments.params import check_real as _real
 from societas.environments.params import fmt_number as _num
 
@@ -99,23 +99,4 @@ def _sigmas(sigma: Any, m: int, ai_sigma: Any) -> tuple[float, ...]:
 
 
 def _graph_params(kind: str, params: Any, m: int) -> dict[str, Any]:
-    defaults = GRAPHS[kind]
-    if params is None:
-        params = {}
-    if not isinstance(params, Mapping):
-        raise ValueError(f"graph_params must be a mapping such as {{'p': 0.1}}, got {params!r}")
-    unknown = [k for k in params if k not in defaults]
-    if unknown:
-        accepted = ", ".join(defaults) or "none"
-        raise ValueError(f"graph_params: unknown key(s) {', '.join(map(repr, unknown))} for graph {kind!r}; "
-                         f"accepted: {accepted}")
-    out = dict(defaults, **params)
-    if "p" in out:
-        out["p"] = _real("graph_params['p']", out["p"], 0.0)
-        if out["p"] > 1.0:
-            raise ValueError(f"graph_params['p'] must be a probability in [0, 1], got {out['p']!r}")
-    if "k" in out:
-        out["k"] = _int("graph_params['k']", out["k"], 2)
-        if out["k"] >= m:
-            raise ValueError(f"graph_params['k'] must be below num_humans ({m}), got {out['k']}")
-    return out
+    return check_graph_params(params, GRAPHS[kind], graph=f"graph {kind!r}", size=m, size_name="num_humans")
